@@ -1,0 +1,127 @@
+"""Plain-PyTorch reference for Hierarchical Sparse Attention (HSA): the oracle for the Triton kernels.
+
+The method (hsa-spec.md §1.3-1.5), in three steps:
+  1. select_chunks: every query token scores every *complete, past* chunk by <r_t, landmark_c> / sqrt(dr)
+     and keeps the top-K, ordered most recent chunk first.
+  2. chunk_weights: the K scores become fusion weights (stick-breaking by default, or softmax), in fp32.
+  3. hsa_attend: attention of the token over each selected chunk's S keys, with its own softmax per chunk,
+     and the K per-chunk outputs summed with the fusion weights.
+
+All functions are differentiable where the method is (no gradient flows into indices). Work is blocked over
+query tokens so memory stays bounded on long prefills.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# Query tokens processed per block: bounds the [block, C] score and [block, K, S, d] gather tensors.
+QUERY_BLOCK = 1024
+
+
+def visible_chunk_count(positions: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Number of complete chunks a query at absolute `positions` may see: chunk c iff pos >= (c + 1) * S."""
+    return torch.div(positions, chunk_size, rounding_mode="floor")
+
+
+def select_chunks(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int, q_offset: int = 0):
+    """Top-k visible chunks per query token and KV group, most recent first.
+
+    r [B, T, Hkv, dr]; landmarks [B, C, Hkv, dr]; queries sit at absolute positions q_offset .. q_offset + T - 1.
+    Returns indices [B, T, Hkv, K] int64 (descending chunk id, -1 = invalid) and scores [B, T, Hkv, K] fp32
+    (-inf on invalid slots). K == topk always; slots beyond the number of visible chunks are invalid.
+    """
+    B, T, H, dr = r.shape
+    C = landmarks.shape[1]
+    scale = 1.0 / math.sqrt(dr)
+    out_idx = torch.full((B, T, H, topk), -1, dtype=torch.int64, device=r.device)
+    out_score = torch.full((B, T, H, topk), float("-inf"), dtype=torch.float32, device=r.device)
+    if C == 0:
+        return out_idx, out_score
+    k_eff = min(topk, C)
+    lmk = landmarks.float()
+    chunk_ids = torch.arange(C, device=r.device)
+    for t0 in range(0, T, QUERY_BLOCK):
+        rb = r[:, t0:t0 + QUERY_BLOCK].float()                                   # [B, t, H, dr]
+        pos = q_offset + t0 + torch.arange(rb.shape[1], device=r.device)         # [t]
+        visible = chunk_ids[None, :] < visible_chunk_count(pos, chunk_size)[:, None]  # [t, C]
+        s = torch.einsum("bthd,bchd->bthc", rb, lmk) * scale                    # [B, t, H, C]
+        s = s.masked_fill(~visible[None, :, None, :], float("-inf"))
+        top_s, top_i = s.topk(k_eff, dim=-1)                                     # [B, t, H, k]
+        valid = torch.isfinite(top_s)
+        # Recency order: sort the selected chunk ids descending; invalid slots (-1) sink to the end.
+        top_i = torch.where(valid, top_i, torch.full_like(top_i, -1))
+        order = top_i.argsort(dim=-1, descending=True)
+        top_i = top_i.gather(-1, order)
+        top_s = top_s.gather(-1, order)
+        out_idx[:, t0:t0 + rb.shape[1], :, :k_eff] = top_i
+        out_score[:, t0:t0 + rb.shape[1], :, :k_eff] = top_s
+    return out_idx, out_score
+
+
+def chunk_weights(scores: torch.Tensor, fusion: str = "stick_breaking") -> torch.Tensor:
+    """Fusion weights from recency-ordered scores [..., K] (fp32, -inf = invalid) -> [..., K] fp32.
+
+    stick_breaking: w_k = sigmoid(s_k) * prod_{j<k} (1 - sigmoid(s_j)); sums to <= 1, no renormalisation.
+    softmax: softmax over the valid slots; a row with no valid slot gets all zeros.
+    """
+    s = scores.float()
+    valid = torch.isfinite(s)
+    if fusion == "stick_breaking":
+        s0 = torch.where(valid, s, torch.zeros_like(s))
+        log_sig = F.logsigmoid(s0)
+        log_one_minus = F.logsigmoid(-s0)                  # log(1 - sigmoid(s))
+        log_one_minus = torch.where(valid, log_one_minus, torch.zeros_like(s))
+        # exclusive cumulative sum: sum over j < k
+        prefix = torch.cumsum(log_one_minus, dim=-1) - log_one_minus
+        w = torch.exp(log_sig + prefix)
+        return torch.where(valid, w, torch.zeros_like(w))
+    if fusion == "softmax":
+        s0 = torch.where(valid, s, torch.full_like(s, -1e30))
+        w = torch.softmax(s0, dim=-1)
+        return torch.where(valid, w, torch.zeros_like(w))
+    raise ValueError(f"unknown fusion {fusion!r}: use 'stick_breaking' or 'softmax'")
+
+
+def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor,
+               chunk_size: int, sm_n: float = 0.0, sm_scale: float | None = None) -> torch.Tensor:
+    """Sparse chunk attention: per selected chunk a softmax over its S keys, outputs summed with `weights`.
+
+    q [B, T, Hq, d]; k, v [B, Tkv, Hkv, d] with Tkv = C * S; indices [B, T, Hkv, K] (-1 invalid);
+    weights [B, T, Hkv, K] fp32. Returns o [B, T, Hq, d] in q's dtype (computed in fp32).
+    sm_n adds a constant to every per-chunk softmax denominator ("softmax off by one" when 1).
+    """
+    B, T, Hq, d = q.shape
+    Hkv = k.shape[2]
+    G = Hq // Hkv
+    K = indices.shape[-1]
+    S = chunk_size
+    scale = sm_scale if sm_scale is not None else 1.0 / math.sqrt(d)
+    C = k.shape[1] // S
+    if C == 0:
+        return torch.zeros_like(q)
+    kc = k.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4)            # [B, Hkv, C, S, d]
+    vc = v.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4)
+    outs = []
+    for t0 in range(0, T, QUERY_BLOCK):
+        idx = indices[:, t0:t0 + QUERY_BLOCK]                                   # [B, t, Hkv, K]
+        t = idx.shape[1]
+        valid = idx >= 0
+        safe = idx.clamp(min=0).permute(0, 2, 1, 3).reshape(B, Hkv, t * K)     # [B, Hkv, t*K]
+        gather = safe[..., None, None].expand(B, Hkv, t * K, S, d)
+        kg = kc.gather(2, gather).reshape(B, Hkv, t, K, S, d)                   # [B, Hkv, t, K, S, d]
+        vg = vc.gather(2, gather).reshape(B, Hkv, t, K, S, d)
+        qb = q[:, t0:t0 + t].float().reshape(B, t, Hkv, G, d).permute(0, 2, 1, 3, 4)  # [B, Hkv, t, G, d]
+        logits = torch.einsum("bhtgd,bhtksd->bhtgks", qb, kg) * scale           # [B, Hkv, t, G, K, S]
+        m = logits.amax(dim=-1, keepdim=True).detach()
+        if sm_n:
+            m = m.clamp(min=0.0)  # keeps exp(-m) * sm_n finite; the softmax is unchanged by the shift
+        p = torch.exp(logits - m)
+        denom = p.sum(dim=-1, keepdim=True) + sm_n * torch.exp(-m)
+        o_k = torch.einsum("bhtgks,bhtksd->bhtgkd", p / denom, vg)              # [B, Hkv, t, G, K, d]
+        w = (weights[:, t0:t0 + t].float() * valid).permute(0, 2, 1, 3)        # [B, Hkv, t, K]
+        o = torch.einsum("bhtgkd,bhtk->bhtgd", o_k, w)                          # [B, Hkv, t, G, d]
+        outs.append(o.permute(0, 2, 1, 3, 4).reshape(B, t, Hq, d))
+    return torch.cat(outs, dim=1).to(q.dtype)
