@@ -1,0 +1,19 @@
+"""Task generators and tokenizers: `ramba.tasks`.
+
+Public API (docs/contracts.md): Tokenizer, ByteTokenizer, HFTokenizer, load_tokenizer, Sample, Task, TASKS,
+register_task, get_task, list_tasks, derive_seed. Importing this package registers the built-in tasks; it pulls in
+numpy only (transformers is imported when an HF tokenizer is loaded).
+
+Task.score(sample, prediction, convention="generated" | "teacher_forced") -> dict with at least
+{"convention", "score" in [0, 1], "correct": bool}: prediction is the decoded output text (generated) or the
+argmax token id at each answer position, with the answer fed in (teacher_forced).
+"""
+from ramba.tasks.base import (TASKS, Sample, Task, derive_seed, get_task, list_tasks, make_sample_id,
+                              register_task, rng_for)
+from ramba.tasks.tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, load_tokenizer
+from ramba.tasks import passkey as _passkey  # noqa: F401  (registers "passkey")
+from ramba.tasks.passkey import PASSKEY_TEMPLATES, PasskeyTask, passkey_row
+
+__all__ = ["TASKS", "Sample", "Task", "derive_seed", "get_task", "list_tasks", "make_sample_id", "register_task",
+           "rng_for", "ByteTokenizer", "HFTokenizer", "Tokenizer", "load_tokenizer", "PASSKEY_TEMPLATES",
+           "PasskeyTask", "passkey_row"]
