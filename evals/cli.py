@@ -1,0 +1,162 @@
+"""`ramba-eval`: passkey | run CONFIG | report DIR | tasks | models | train CONFIG | lm-eval ...
+
+Imports stay inside the commands: `--dry-run`, `tasks` and `models` never import torch or transformers.
+`main()` turns every RambaEvalError into one line `error: ...` on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from ramba.errors import RambaEvalError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Long-context evaluation for RAMba and other causal LMs: run, resume, report.")
+
+_LENGTH_HELP = "prompt lengths in tokens: 4096, 4K, 64K, 1M, 64M; lists 4K,16K,64K; doubling ranges 4K..1M"
+_DEPTH_HELP = "needle depths in [0,1]: a list 0,0.25,0.5 or a count N (N evenly spaced points, e.g. 5)"
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo("error: " + " ".join(str(msg).split()), err=True)
+
+
+def _finish(cfg, dry_run: bool, progress: bool) -> None:
+    """Shared tail of `passkey` and `run`: plan, or run then report."""
+    if dry_run:
+        from ramba.evals.plan import estimate, format_plan
+        from ramba.tasks import get_task
+        get_task(cfg.task)  # an unknown task fails the dry run too
+        typer.echo(format_plan(cfg, estimate(cfg)))
+        return
+    from ramba.evals.runner import run
+    out = run(cfg, progress=progress)
+    typer.echo(f"results: {out}")
+    if cfg.report:
+        from ramba.reports.render import write_report
+        paths = write_report(out)
+        typer.echo(f"report: {paths['html']}")
+        typer.echo(f"report: {paths['md']}")
+
+
+@app.command()
+def passkey(
+    length: str = typer.Option(None, "--length", "--lengths", "-l", help=_LENGTH_HELP + " [default: 1K,2K,4K]"),
+    depths: str = typer.Option(None, "--depths", "-d", help=_DEPTH_HELP + " [default: 0,0.5,1]"),
+    samples: int = typer.Option(None, "--samples", "-n", help="samples per (length, depth) cell [default: 3]"),
+    seed: int = typer.Option(0, "--seed", help="seed for the task's random needles and haystacks"),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="BACKEND[:ID]: ramba:checkpoints/ramba-tiny, ramba:tiny, hf:/dir, dummy, oracle "
+                                   "[default: the shipped ramba-tiny checkpoint, else a tiny local hf model]"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="'byte' or a local HF tokenizer folder "
+                                                                       "[default: the model's own]"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    segment: int = typer.Option(4096, "--segment", help="prompt tokens fed to the model per call"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder [default: ./results/<run_id>]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (samples, tokens, memory, disk) and exit"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the HTML/Markdown report at the end"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow an hf model folder's own code"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
+):
+    """Passkey retrieval over a length x depth grid (the main job; runs on CPU with no options)."""
+    from ramba.evals import defaults
+    from ramba.evals.config import RunConfig
+    cfg = RunConfig(task=defaults.DEFAULT_TASK, lengths=length or defaults.DEFAULT_LENGTHS,
+                    depths=depths if depths is not None else defaults.DEFAULT_DEPTHS,
+                    samples=samples if samples is not None else defaults.DEFAULT_SAMPLES, seed=seed,
+                    model=model or defaults.default_model(), tokenizer=tokenizer, device=device, segment=segment,
+                    trust_remote_code=trust_remote_code, out=out, report=report)
+    _finish(cfg, dry_run, progress)
+
+
+@app.command("run")
+def run_cmd(
+    config: str = typer.Argument(..., help="run config file (.yaml/.yml/.toml); keys are RunConfig fields"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder (overrides the file's `out`)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and exit"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Run the evaluation a YAML/TOML run config describes (resumes when its folder already holds it)."""
+    from ramba.evals.config import load_run_config
+    cfg = load_run_config(config)
+    if out:
+        cfg = cfg.replace(out=out)
+    _finish(cfg, dry_run, progress)
+
+
+@app.command()
+def report(
+    results_dir: str = typer.Argument(..., help="a results folder (records.jsonl + meta.json)"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="a baseline results folder to compare with"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write the report [default: RESULTS_DIR]"),
+):
+    """Write report.md and a self-contained report.html (plots embedded) from a results folder."""
+    from ramba.reports.render import write_report
+    paths = write_report(results_dir, baseline=baseline, out_dir=out)
+    for key in ("html", "md"):
+        typer.echo(f"report: {paths[key]}")
+    if paths.get("regressions"):
+        typer.echo(f"regressions: {paths['regressions']} cell(s) whose confidence intervals do not overlap "
+                   "the baseline's (see the report)")
+
+
+@app.command()
+def tasks():
+    """List the tasks."""
+    from ramba.tasks import list_tasks
+    for name, desc in list_tasks():
+        typer.echo(f"{name:<24} {desc}")
+
+
+@app.command()
+def models():
+    """List the backends and the shipped checkpoints."""
+    from ramba.evals import defaults
+    from ramba.evals.backends import BACKENDS, DESCRIPTIONS
+    typer.echo("backends (use --model BACKEND[:ID]):")
+    for name in sorted(BACKENDS):
+        typer.echo(f"  {name:<8} {DESCRIPTIONS.get(name, '')}")
+    typer.echo("checkpoints:")
+    ckpts = defaults.shipped_checkpoints()
+    for c in ckpts:
+        typer.echo(f"  ramba:{c}")
+    if not ckpts:
+        typer.echo("  (none shipped yet under checkpoints/)")
+    tiny = defaults.tiny_hf_dir()
+    typer.echo(f"  hf:{tiny}   tiny random Llama, byte vocab ({'built' if tiny.exists() else 'built on first use'})")
+    typer.echo(f"default model: {defaults.default_model()}")
+
+
+@app.command()
+def train(
+    config: str = typer.Argument(..., help="training config file"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="checkpoint folder"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from the last checkpoint in --out"),
+):
+    """Train a RAMba model (ramba.train.run.train)."""
+    try:
+        from ramba.train.run import train as train_fn
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("ramba.train"):
+            raise RambaEvalError("training is not available in this install (ramba.train is missing)") from None
+        raise
+    path = train_fn(config, out, resume)
+    typer.echo(f"checkpoint: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ramba.evals.runner import RunInterrupted
+    try:
+        app(args=argv, prog_name="ramba-eval")
+    except RunInterrupted as e:
+        typer.echo(" ".join(str(e).split()), err=True)
+        sys.exit(130)
+    except RambaEvalError as e:
+        _echo_err(str(e))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""RunConfig: one frozen, typed description of an evaluation run; its hash names the run.
+
+Loaded from the CLI's options or from a YAML/TOML file (`ramba-eval run CONFIG`). Only fields that change the
+results enter the hash (`out` and `report` do not), so a rerun with the same settings resumes the same folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ramba.errors import BadInputError
+from ramba.evals.lengths import parse_depths, parse_lengths
+
+# Fields that do not change what is measured, so they stay out of the run hash.
+_NOT_HASHED = ("out", "report")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str = "passkey"
+    lengths: tuple[int, ...] = (1024, 2048, 4096)
+    depths: tuple[float, ...] = (0.0, 0.5, 1.0)
+    samples: int = 2                  # samples per (length, depth) cell
+    seed: int = 0
+    model: str = "dummy"              # BACKEND[:ID], e.g. "hf:/path", "ramba:tiny", "oracle"
+    tokenizer: str | None = None      # None = the backend's own ("byte" for project models, dummy, oracle)
+    device: str = "auto"              # "auto" = cuda when available, else cpu
+    segment: int = 4096               # prompt tokens fed to the backend per consume() call
+    trust_remote_code: bool = False
+    out: str | None = None            # results folder; None = ./results/<run_id>
+    report: bool = True               # write the report when the run finishes
+
+    def __post_init__(self):
+        # Normalise and validate once, so every constructor path (CLI, file, tests) gets the same checks.
+        object.__setattr__(self, "lengths", parse_lengths(self.lengths))
+        object.__setattr__(self, "depths", parse_depths(self.depths))
+        if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 1:
+            raise BadInputError(f"samples must be a positive integer, got {self.samples!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise BadInputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.segment, int) or self.segment < 1:
+            raise BadInputError(f"segment must be a positive token count, got {self.segment!r}")
+        if not isinstance(self.task, str) or not self.task:
+            raise BadInputError("task must be a task name; list them with `ramba-eval tasks`")
+        if not isinstance(self.model, str) or not self.model:
+            raise BadInputError("model must be BACKEND[:ID]; list them with `ramba-eval models`")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["lengths"] = list(self.lengths)
+        d["depths"] = list(self.depths)
+        return d
+
+    def hashed_dict(self) -> dict:
+        d = self.to_dict()
+        for k in _NOT_HASHED:
+            d.pop(k)
+        return d
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def run_id(self) -> str:
+        model = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.model.replace(":", "-").rstrip("/").split("/")[-1])
+        backend = self.model.split(":", 1)[0]
+        tag = backend if model == backend else f"{backend}-{model}"
+        return f"{self.task}-{tag}-{self.config_hash()}"
+
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("results") / self.run_id
+
+    def replace(self, **kw) -> "RunConfig":
+        return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise BadInputError(f"unknown run config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) run config; keys are RunConfig's fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"run config {str(p)!r} does not exist; pass a .yaml or .toml file")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            raise BadInputError(f"run config {str(p)!r} must end in .yaml, .yml or .toml")
+    except BadInputError:
+        raise
+    except Exception as e:  # parser errors carry line numbers; keep them on one line
+        raise BadInputError(f"cannot parse run config {str(p)!r}: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"run config {str(p)!r} must be a mapping of keys to values")
+    return RunConfig.from_dict(data)

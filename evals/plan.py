@@ -1,0 +1,115 @@
+"""`--dry-run`: what a run would do (samples, tokens, memory, disk) without running it.
+
+Pure Python plus json: no torch, no transformers, so `ramba-eval passkey --length 64M --dry-run` answers in well
+under the 5 s budget. Memory figures are estimates from the model's config.json; they say so when unknown.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ramba.evals.backends import parse_model_spec
+from ramba.evals.config import RunConfig
+from ramba.evals.defaults import TINY_HF_CONFIG, TINY_HF_WEIGHT_BYTES, tiny_hf_dir
+from ramba.evals.lengths import format_length
+
+RECORD_BYTES = 1200        # one JSONL row (measured ~0.8-1.1 KB with short answers), two rows per sample
+PROMPT_BYTES_PER_TOKEN = 4  # prompts are cached as int32 .npy
+
+
+@dataclass
+class Plan:
+    samples: int
+    prompt_tokens: int                   # sum of prompt lengths over all samples
+    max_length: int
+    disk_bytes: int                      # prompt cache (upper bound) + records
+    weights_bytes: int | None
+    state_bytes_at_max: int | None       # backend state/cache after the longest prompt
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        if self.weights_bytes is None or self.state_bytes_at_max is None:
+            return None
+        return self.weights_bytes + self.state_bytes_at_max
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _weights_bytes(model_dir: Path) -> int | None:
+    files = list(model_dir.glob("*.safetensors")) or list(model_dir.glob("*.bin"))
+    return sum(f.stat().st_size for f in files) if files else None
+
+
+def _hf_state(cfg_json: dict, length: int, bytes_per: int) -> int | None:
+    """KV cache: 2 (K and V) x layers x kv heads x head dim x bytes, per token."""
+    try:
+        layers = cfg_json["num_hidden_layers"]
+        heads = cfg_json["num_attention_heads"]
+        kv = cfg_json.get("num_key_value_heads") or heads
+        hd = cfg_json.get("head_dim") or cfg_json["hidden_size"] // heads
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    return 2 * layers * kv * hd * bytes_per * length
+
+
+def estimate(cfg: RunConfig) -> Plan:
+    backend, model_id = parse_model_spec(cfg.model)
+    cells = len(cfg.depths) * cfg.samples
+    n = len(cfg.lengths) * cells
+    tokens = sum(cfg.lengths) * cells
+    max_len = max(cfg.lengths)
+    plan = Plan(samples=n, prompt_tokens=tokens, max_length=max_len,
+                disk_bytes=tokens * PROMPT_BYTES_PER_TOKEN + 2 * n * RECORD_BYTES,
+                weights_bytes=None, state_bytes_at_max=None)
+    bytes_per = 4 if cfg.device == "cpu" else 2
+    if backend == "dummy":
+        plan.weights_bytes, plan.state_bytes_at_max = 0, 16
+    elif backend == "oracle":
+        plan.weights_bytes, plan.state_bytes_at_max = 0, 4 * (max_len + 64)
+    elif model_id and Path(model_id).is_dir():
+        d = Path(model_id)
+        plan.weights_bytes = _weights_bytes(d)
+        try:
+            cj = json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            cj = {}
+        if backend == "hf":
+            plan.state_bytes_at_max = _hf_state(cj, max_len, bytes_per)
+        else:
+            plan.notes.append(f"{backend} state size is not estimated here; it is measured per sample (state_bytes)")
+    elif backend == "hf" and model_id and Path(model_id) == tiny_hf_dir():
+        plan.weights_bytes = TINY_HF_WEIGHT_BYTES
+        plan.state_bytes_at_max = _hf_state(TINY_HF_CONFIG, max_len, bytes_per)
+        plan.notes.append("the default tiny hf model is built on first use")
+    else:
+        plan.notes.append(f"model {model_id!r} is not a local folder; memory is measured per sample when run")
+    plan.notes.append(f"prompts are fed {cfg.segment} tokens per segment; disk counts every prompt cached as int32")
+    return plan
+
+
+def format_plan(cfg: RunConfig, plan: Plan) -> str:
+    lens = ",".join(format_length(x) for x in cfg.lengths)
+    lines = [
+        f"plan for run {cfg.run_id}",
+        f"  task       {cfg.task}",
+        f"  model      {cfg.model}   device {cfg.device}   tokenizer {cfg.tokenizer or "(the model's own)"}",
+        f"  lengths    {lens}",
+        f"  depths     {','.join(f'{d:g}' for d in cfg.depths)}",
+        f"  samples    {plan.samples}  ({len(cfg.lengths)} lengths x {len(cfg.depths)} depths x {cfg.samples})",
+        f"  tokens     {plan.prompt_tokens:,} prompt tokens in total (longest {plan.max_length:,})",
+        f"  memory     ~{_human(plan.memory_bytes)}  (weights {_human(plan.weights_bytes)} + state at the longest "
+        f"prompt {_human(plan.state_bytes_at_max)})",
+        f"  disk       <= {_human(plan.disk_bytes)}  (prompt cache + records)",
+        f"  output     {cfg.out_dir()}",
+    ]
+    lines += [f"  note       {n}" for n in plan.notes]
+    return "\n".join(lines)

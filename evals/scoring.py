@@ -1,0 +1,41 @@
+"""Both scoring conventions from ONE prefill.
+
+After the prompt, feed the answer teacher-forced while recording the argmax at each answer position. Greedy
+generation takes exactly the same path until the first mismatch (each fed token equals the argmax), so from
+that position on we feed the model's own prediction instead: the remaining steps are greedy generation. One
+pass therefore yields the full greedy output (`generated`) and the teacher-forced argmaxes up to and including
+the first mismatch, which is all teacher-forced exact match needs (one wrong position decides it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OnePass:
+    generated: tuple[int, ...]        # greedy tokens, len == len(answer)
+    teacher_forced: tuple[int, ...]   # argmax at answer positions up to and including the first mismatch
+    first_mismatch: int | None        # answer position of the first wrong argmax; None = all right
+
+    @property
+    def teacher_forced_correct(self) -> bool:
+        return self.first_mismatch is None
+
+
+def one_pass(backend, first_logits, answer_ids) -> OnePass:
+    """first_logits: [V] logits after the last prompt token (what backend.consume returned)."""
+    if len(answer_ids) == 0:
+        raise ValueError("a sample needs at least one answer token")
+    logits = first_logits
+    generated: list[int] = []
+    mismatch: int | None = None
+    for i, truth in enumerate(answer_ids):
+        pred = int(logits.argmax())
+        generated.append(pred)
+        if mismatch is None and pred != int(truth):
+            mismatch = i
+        if i + 1 < len(answer_ids):
+            # Before the first mismatch pred == truth, so feeding pred is both teacher forcing and greedy decoding.
+            logits = backend.step(pred if mismatch is not None else int(truth))
+    tf = generated if mismatch is None else generated[: mismatch + 1]
+    return OnePass(tuple(generated), tuple(tf), mismatch)
