@@ -1,0 +1,178 @@
+"""Report from a results folder: report.md (+ plots/*.png) and a self-contained report.html (PNGs inlined as
+base64). Both are rendered from one list of blocks, so they always say the same thing."""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ramba.evals.lengths import format_length
+from ramba.evals.records import atomic_write_text
+from ramba.reports import plots
+from ramba.reports.load import load_results
+from ramba.reports.stats import accuracy_table, compare, efficiency_table
+
+
+@dataclass
+class Block:
+    kind: str                  # "h1" | "h2" | "p" | "table" | "img"
+    text: str = ""
+    table: pd.DataFrame | None = None
+    path: Path | None = None
+
+
+def _mib(x) -> str:
+    return f"{x / (1 << 20):,.1f}"
+
+
+def _acc_rows(acc: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = pd.DataFrame({k: acc[k] for k in keys})
+    if "length" in out:
+        out["length"] = [format_length(int(v)) for v in out["length"]]
+    out["accuracy"] = [f"{a:.1%}" for a in acc["acc"]]
+    out["95% CI"] = [f"[{lo:.1%}, {hi:.1%}]" for lo, hi in zip(acc["lo"], acc["hi"])]
+    out["correct / n"] = [f"{k}/{n}" for k, n in zip(acc["k"], acc["n"])]
+    return out
+
+
+def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tuple[list[Block], int]:
+    meta, df = load_results(results_dir)
+    cfg = meta.get("config", {})
+    be = meta.get("backend", {})
+    planned = len(cfg.get("lengths", [])) * len(cfg.get("depths", [])) * cfg.get("samples", 0)
+    done = df["sample_id"].nunique()
+    title = f"{cfg.get('task', '?')} · {be.get('name', '?')}"
+    blocks = [
+        Block("h1", f"ramba-eval report: {meta.get('run_id', results_dir.name)}"),
+        Block("p", f"Task **{cfg.get('task')}**, model `{cfg.get('model')}` (backend {be.get('name')}, tokenizer "
+                   f"{be.get('tokenizer')}), device {meta.get('env', {}).get('device')}, seed {cfg.get('seed')}. "
+                   f"Status **{meta.get('status')}**: {done} of {planned} samples. git {meta.get('git_sha')}, "
+                   f"updated {meta.get('updated_at')}."),
+        Block("p", "Conventions: *generated* = greedy output scored by the task; *teacher_forced* = the argmax "
+                   "matches the answer at every answer position with the answer fed in. Both come from one "
+                   "prefill per sample. Intervals are 95% Wilson score intervals."),
+    ]
+    overall = accuracy_table(df, ["convention"])
+    by_len = accuracy_table(df, ["convention", "length"])
+    by_cell = accuracy_table(df, ["convention", "depth", "length"])
+    eff = efficiency_table(df)
+    blocks += [Block("h2", "Summary"), Block("table", table=_acc_rows(overall, ["convention"])),
+               Block("h2", "Accuracy by length"), Block("table", table=_acc_rows(by_len, ["convention", "length"])),
+               Block("img", "accuracy vs length", path=plots.accuracy_vs_length(
+                   by_len, plot_dir / "accuracy_vs_length.png", title)),
+               Block("h2", "Depth x length"),
+               Block("img", "depth x length heatmap", path=plots.depth_length_heatmap(
+                   by_cell, plot_dir / "depth_length_heatmap.png", title))]
+    eff_rows = pd.DataFrame({
+        "length": [format_length(int(v)) for v in eff["length"]], "samples": eff["samples"],
+        "prefill tok/s (median)": [f"{v:,.0f}" for v in eff["prefill_tok_s"]],
+        "latency s (median)": [f"{v:.3f}" for v in eff["latency_s"]],
+        "peak host MiB": [_mib(v) for v in eff["peak_host_bytes"]],
+        "peak GPU MiB": [_mib(v) for v in eff["peak_gpu_bytes"]],
+        "state MiB": [_mib(v) for v in eff["state_bytes"]]})
+    blocks += [Block("h2", "Throughput and memory"), Block("table", table=eff_rows),
+               Block("img", "prefill throughput vs length", path=plots.throughput_vs_length(
+                   eff, plot_dir / "throughput_vs_length.png", title)),
+               Block("img", "peak memory vs length", path=plots.memory_vs_length(
+                   eff, plot_dir / "memory_vs_length.png", title))]
+    regressions = 0
+    if baseline is not None:
+        bmeta, bdf = load_results(baseline)
+        cmp = compare(by_len, accuracy_table(bdf, ["convention", "length"]))
+        regressions = int((cmp["flag"] == "regression").sum())
+        blocks.append(Block("h2", f"Regression check against {bmeta.get('run_id', baseline.name)}"))
+        if cmp.empty:
+            blocks.append(Block("p", "The baseline shares no (convention, length) cell with this run."))
+        else:
+            rows = pd.DataFrame({
+                "convention": cmp["convention"], "length": [format_length(int(v)) for v in cmp["length"]],
+                "now": [f"{a:.1%} [{lo:.1%}, {hi:.1%}] n={n}" for a, lo, hi, n in
+                        zip(cmp["acc"], cmp["lo"], cmp["hi"], cmp["n"])],
+                "baseline": [f"{a:.1%} [{lo:.1%}, {hi:.1%}] n={n}" for a, lo, hi, n in
+                             zip(cmp["acc_base"], cmp["lo_base"], cmp["hi_base"], cmp["n_base"])],
+                "flag": [f.upper() if f else "ok" for f in cmp["flag"]]})
+            flagged = int((cmp["flag"] != "").sum())
+            blocks += [Block("p", f"{flagged} cell(s) whose 95% CIs do not overlap the baseline's "
+                                  f"({regressions} regression(s)). Overlapping CIs are not flagged."),
+                       Block("table", table=rows),
+                       Block("img", "accuracy now vs baseline", path=plots.regression_plot(
+                           cmp, plot_dir / "regression_vs_baseline.png", title))]
+    return blocks, regressions
+
+
+def _md_table(t: pd.DataFrame) -> str:
+    cols = [str(c) for c in t.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in t.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def to_markdown(blocks: list[Block], base: Path) -> str:
+    out = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.text}")
+        elif b.kind == "h2":
+            out.append(f"## {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "table":
+            out.append(_md_table(b.table))
+        elif b.kind == "img":
+            out.append(f"![{b.text}]({b.path.relative_to(base).as_posix()})")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline_md(text: str) -> str:
+    """The two inline marks the blocks use: **bold** and `code`, on escaped text."""
+    import re
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+
+def to_html(blocks: list[Block]) -> str:
+    body = []
+    for b in blocks:
+        if b.kind in ("h1", "h2"):
+            body.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            body.append(f"<p>{_inline_md(b.text)}</p>")
+        elif b.kind == "table":
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b.table.columns)
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
+                           for r in b.table.itertuples(index=False))
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif b.kind == "img":
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(b.text)}</figcaption></figure>")
+    title = html.escape(blocks[0].text) if blocks else "ramba-eval report"
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:right}th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}"
+             "code{background:#f3f3f3;padding:0 3px}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style>"
+            f"</head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(results_dir: str | Path, baseline: str | Path | None = None,
+                 out_dir: str | Path | None = None) -> dict:
+    """Writes report.md, report.html and plots/*.png into out_dir (default: the results folder)."""
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir else results_dir
+    # Validate both folders before creating anything.
+    load_results(results_dir)
+    if baseline is not None:
+        load_results(baseline)
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    blocks, regressions = build_blocks(results_dir, plot_dir, Path(baseline) if baseline else None)
+    md, page = out / "report.md", out / "report.html"
+    atomic_write_text(md, to_markdown(blocks, out))
+    atomic_write_text(page, to_html(blocks))
+    return {"md": md, "html": page, "plots": [b.path for b in blocks if b.kind == "img"], "regressions": regressions}
