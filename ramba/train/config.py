@@ -1,0 +1,151 @@
+"""TrainConfig: a typed, frozen view of a training YAML/JSON file (configs/*.yaml).
+
+Example (configs/ramba-tiny.yaml):
+    name: ramba-tiny
+    seed: 0
+    model: {preset: tiny, overrides: {mamba_segment: 256, fusion: softmax}}
+    data: {mix: {passkey: 0.4, mqar: 0.3, niah: 0.2, vt: 0.1}, answer_weight: 8}
+    curriculum: [{until: 0.25, length: 512, batch: 64}, {until: 1.0, length: 4096, batch: 8}]
+    optim: {lr: 2.0e-3, warmup_steps: 100, min_lr_ratio: 0.1}
+    train: {max_steps: 3000, time_budget_s: 540, dtype: bf16}
+Progress p in [0, 1] is max(step / max_steps, elapsed / time_budget_s): the learning-rate schedule and the
+curriculum are functions of p, so a wall-clock-budgeted run still anneals and reaches its last stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ramba.errors import BadInputError
+
+
+def _take(d: dict, cls, where: str):
+    """Build dataclass `cls` from dict `d`, refusing unknown keys with a one-line error."""
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise BadInputError(f"{where} must be a mapping, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise BadInputError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)    # RambaConfig fields (arch, mamba_segment, fusion, ...)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    mix: dict = field(default_factory=lambda: {"passkey": 1.0})
+    kind_args: dict = field(default_factory=dict)    # per row kind keyword arguments (data.py)
+    local_text: tuple = ()                           # files/folders of .txt/.md for filler and `text` rows
+    answer_weight: float = 8.0                       # answer-token CE weight relative to the all-token CE
+    lm_weight: float = 1.0                           # weight of the all-token CE
+
+
+@dataclass(frozen=True)
+class Stage:
+    until: float          # progress fraction at which this stage ends
+    length: int           # row length in tokens (multiple of the chunk size)
+    batch: int
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    lr: float = 2e-3
+    betas: tuple = (0.9, 0.95)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    max_steps: int = 1000
+    time_budget_s: float | None = None   # stop (and anneal) by wall clock too
+    dtype: str = "bf16"                  # autocast dtype on CUDA; CPU always runs fp32
+    device: str = "auto"
+    log_every: int = 20
+    eval_every: int = 200                # diagnostics: HSA-off accuracy, passkey at the eval length
+    eval_length: int = 4096
+    eval_rows: int = 16
+    ckpt_every: int = 500
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    seed: int
+    model: ModelSpec
+    data: DataSpec
+    curriculum: tuple
+    optim: OptimSpec
+    train: TrainSpec
+    source: str = ""                     # the file it was read from
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def stage(self, progress: float) -> Stage:
+        for s in self.curriculum:
+            if progress < s.until:
+                return s
+        return self.curriculum[-1]
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"training config {path} not found: pass a file such as configs/ramba-tiny.yaml")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+            raw = yaml.safe_load(text)
+    except Exception as e:  # noqa: BLE001 - any parse error becomes one line
+        raise BadInputError(f"training config {path} does not parse: {str(e).splitlines()[0]}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
+    if not isinstance(raw, dict):
+        raise BadInputError("training config must be a mapping at the top level")
+    top = {"name", "seed", "model", "data", "curriculum", "optim", "train"}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise BadInputError(f"training config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
+    stages = raw.get("curriculum") or [{"until": 1.0, "length": 512, "batch": 8}]
+    if not isinstance(stages, list):
+        raise BadInputError("curriculum must be a list of {until, length, batch}")
+    stages = tuple(_take(s, Stage, f"curriculum[{i}]") for i, s in enumerate(stages))
+    prev = 0.0
+    for i, s in enumerate(stages):
+        if not (prev < s.until <= 1.0) or s.length <= 0 or s.batch <= 0:
+            raise BadInputError(f"curriculum[{i}]: need increasing 0 < until <= 1 and positive length/batch, got {s}")
+        prev = s.until
+    data = dict(raw.get("data") or {})
+    if "local_text" in data:
+        data["local_text"] = tuple(data["local_text"] or ())
+    optim = dict(raw.get("optim") or {})
+    if "betas" in optim:
+        optim["betas"] = tuple(optim["betas"])
+    cfg = TrainConfig(
+        name=str(raw.get("name", "run")), seed=int(raw.get("seed", 0)),
+        model=_take(raw.get("model"), ModelSpec, "model"), data=_take(data, DataSpec, "data"),
+        curriculum=stages, optim=_take(optim, OptimSpec, "optim"), train=_take(raw.get("train"), TrainSpec, "train"),
+        source=source)
+    if cfg.train.max_steps <= 0:
+        raise BadInputError(f"train.max_steps must be positive, got {cfg.train.max_steps}")
+    if cfg.train.dtype not in ("bf16", "fp16", "fp32"):
+        raise BadInputError(f"train.dtype must be bf16, fp16 or fp32, got {cfg.train.dtype!r}")
+    return cfg

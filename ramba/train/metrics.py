@@ -1,0 +1,71 @@
+"""Loss and the retrieval diagnostics of training-notes.md, from one forward pass.
+
+loss = lm_weight * CE(all targets) + answer_weight * CE(answer targets). Diagnostics at answer targets whose
+source byte lies in a complete, visible chunk: is that chunk among the selected top-k (any KV group), and how
+much fusion weight it gets (mean over KV groups).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ramba.train.data import Batch
+
+
+def split_aux(aux) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(indices, weights) [B, T, Hkv, K] from the model's aux (a dict, or None for archs without HSA)."""
+    if not aux:
+        return None, None
+    idx, w = aux.get("indices"), aux.get("weights")
+    if isinstance(idx, (list, tuple)):       # one selection per upper group: diagnose the first
+        idx, w = idx[0], w[0]
+    return idx, w
+
+
+def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_weight: float,
+                   aux=None, chunk_size: int = 64) -> tuple[torch.Tensor, dict]:
+    B, T, V = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(B * T, V), batch.targets.reshape(B * T),
+                         reduction="none").view(B, T)                       # [B, T]
+    lm = ce.mean()
+    ans_mask = batch.answer
+    n_ans = int(ans_mask.sum())
+    ans = ce[ans_mask].mean() if n_ans else ce.new_zeros(())
+    loss = lm_weight * lm + answer_weight * ans
+    with torch.no_grad():
+        stats = {"loss": float(loss), "lm_ce": float(lm), "answer_ce": float(ans)}
+        stats.update(answer_accuracy(logits, batch))
+        stats.update(retrieval_stats(batch, aux, chunk_size))
+    return loss, stats
+
+
+@torch.no_grad()
+def answer_accuracy(logits: torch.Tensor, batch: Batch) -> dict:
+    """digit_acc: argmax == target over answer bytes; exact: rows whose answer bytes are all right."""
+    correct = logits.argmax(-1) == batch.targets                            # [B, T]
+    mask = batch.answer
+    if not mask.any():
+        return {}
+    per_row_wrong = (~correct & mask).sum(-1)                               # [B]
+    has = mask.any(-1)
+    return {"digit_acc": float(correct[mask].float().mean()),
+            "exact": float(((per_row_wrong == 0) & has).float().sum() / has.float().sum())}
+
+
+@torch.no_grad()
+def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
+    idx, w = split_aux(aux)
+    if idx is None:
+        return {}
+    src = batch.source                                                      # [B, T]
+    T = src.shape[1]
+    t = torch.arange(T, device=src.device)[None, :]
+    src_chunk = torch.div(src, chunk_size, rounding_mode="floor")
+    # visible: the source chunk is complete before the query token (t >= (c + 1) * S)
+    ok = batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size)
+    if not ok.any():
+        return {}
+    hit = idx == src_chunk[:, :, None, None]                                # [B, T, Hkv, K]
+    in_topk = hit.any(-1).float().mean(-1)                                  # [B, T]
+    weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
+    return {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}

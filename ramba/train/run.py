@@ -1,0 +1,230 @@
+"""`ramba-eval train CONFIG`: train a model of the family from a config on synthetic long-context rows.
+
+Out folder layout (default runs/<name>/):
+  model/              config.json + model.safetensors (the checkpoint; returned by train())
+  train_state.pt      optimizer, step, elapsed seconds, data RNG (resume)
+  log.jsonl           one JSON line per log step ("train") and per evaluation ("eval")
+  curves.png          training curves
+  train_config.json   the resolved config, summary.json (steps, tokens, wall time, device, final evals)
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ramba.errors import BadInputError
+from ramba.train.checkpoint import STATE_FILE, load_state, save_model_dir, save_state, write_json_atomic
+from ramba.train.config import TrainConfig, load_config
+from ramba.train.curves import plot_curves
+from ramba.train.data import Batch, RowSampler
+from ramba.train.metrics import answer_accuracy, loss_and_stats, retrieval_stats
+from ramba.train.schedule import lr_at
+
+EVAL_SEED_OFFSET = 1_000_003     # held-out rows come from a seed stream training never draws from
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInputError(f"train.device={spec} but no CUDA device is visible: use device: auto or cpu")
+    return torch.device(spec)
+
+
+def build_model(cfg: TrainConfig, device: torch.device):
+    from ramba import RambaConfig, RambaModel
+    mcfg = RambaConfig.from_preset(cfg.model.preset, **cfg.model.overrides)
+    return RambaModel(mcfg).to(device), mcfg
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on norms, biases, embeddings and scalar gates (1-D parameters)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "emb" in name else decay).append(p)
+    o = cfg.optim
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kw = {"fused": True} if next(model.parameters()).is_cuda else {}
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), **kw)
+
+
+def forward(model, ids: torch.Tensor, mcfg, hsa_enabled: bool = True, return_aux: bool = True):
+    """Model forward with the training hooks; archs without HSA get neither hook."""
+    if mcfg.has_hsa:
+        out = model(ids, mamba_segment=mcfg.mamba_segment, hsa_enabled=hsa_enabled, return_aux=return_aux)
+        return out if return_aux else (out, None)
+    kw = {"mamba_segment": mcfg.mamba_segment} if mcfg.uses_mamba else {}
+    return model(ids, **kw), None
+
+
+def autocast(device: torch.device, dtype: str):
+    if device.type != "cuda" or dtype == "fp32":
+        return torch.autocast(device_type=device.type, enabled=False)
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def evaluate_rows(model, mcfg, batch: Batch, device, dtype: str, rows_per_pass: int = 8) -> dict:
+    """Held-out answer accuracy with HSA on (plus retrieval diagnostics) and, for HSA archs, with HSA off."""
+    was = model.training
+    model.eval()
+    out: dict[str, list] = {}
+    for i in range(0, batch.ids.shape[0], rows_per_pass):
+        sub = Batch(batch.ids[i:i + rows_per_pass], batch.targets[i:i + rows_per_pass],
+                    batch.answer[i:i + rows_per_pass], batch.source[i:i + rows_per_pass], batch.kinds).to(device)
+        n = sub.ids.shape[0]
+        with autocast(device, dtype):
+            logits, aux = forward(model, sub.ids, mcfg)
+        acc = answer_accuracy(logits, sub)
+        acc.update(retrieval_stats(sub, aux, mcfg.chunk_size))
+        if mcfg.has_hsa:
+            with autocast(device, dtype):
+                logits_off, _ = forward(model, sub.ids, mcfg, hsa_enabled=False, return_aux=False)
+            off = answer_accuracy(logits_off, sub)
+            acc.update({f"{k}_hsa_off": v for k, v in off.items()})
+        for k, v in acc.items():
+            out.setdefault(k, []).append((v, n))
+    model.train(was)
+    return {f"eval_{k}": sum(v * n for v, n in vs) / sum(n for _, n in vs) for k, vs in out.items()}
+
+
+class _Progress:
+    """tqdm bar when available, else a line every log step."""
+
+    def __init__(self, total: int, initial: int):
+        try:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, desc="train")
+        except ImportError:  # pragma: no cover
+            self.bar = None
+
+    def update(self, n: int, stats: dict | None = None):
+        if self.bar is None:
+            if stats:
+                print(json.dumps(stats), flush=True)
+            return
+        self.bar.update(n)
+        if stats:
+            self.bar.set_postfix({k: f"{stats[k]:.3g}" for k in ("loss", "answer_ce", "digit_acc", "len")
+                                  if k in stats})
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(config_path: str, out_dir: str | None = None, resume: bool = True) -> Path:
+    """Train from `config_path`; returns the checkpoint folder (out/model). Resumes from out/train_state.pt."""
+    cfg = load_config(config_path)
+    out = Path(out_dir) if out_dir else Path("runs") / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    return _train(cfg, out, resume)
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool) -> Path:
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(cfg.seed)
+    model, mcfg = build_model(cfg, device)
+    for s in cfg.curriculum:
+        if s.length % mcfg.chunk_size:
+            raise BadInputError(f"curriculum length {s.length} is not a multiple of chunk_size {mcfg.chunk_size}")
+    opt = make_optimizer(model, cfg)
+    sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, tokens = 0, 0.0, 0
+    state = load_state(out / STATE_FILE) if resume else None
+    if state is not None:
+        if state.get("model_config") != mcfg.to_dict():
+            raise BadInputError(f"{out} holds a run of a different model config: pass another out_dir or resume=False")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        step, elapsed, tokens = state["step"], state["elapsed"], state["tokens"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+    elif (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()
+    write_json_atomic(out / "train_config.json", cfg.to_dict())
+    eval_batch = RowSampler({"passkey": 1.0}, seed=cfg.seed).batch(
+        np.random.default_rng(cfg.seed + EVAL_SEED_OFFSET), cfg.train.eval_rows, cfg.train.eval_length)
+    n_params = sum(p.numel() for p in model.parameters())
+    log = open(out / "log.jsonl", "a")
+    t = cfg.train
+    bar = _Progress(t.max_steps, step)
+    model.train()
+
+    def progress() -> float:
+        p = step / t.max_steps
+        if t.time_budget_s:
+            p = max(p, elapsed / t.time_budget_s)
+        return p
+
+    def checkpoint(final: bool = False) -> None:
+        save_model_dir(model, out / "model")
+        save_state(out / STATE_FILE, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+                                      "elapsed": elapsed, "tokens": tokens, "rng": rng.bit_generator.state,
+                                      "torch_rng": torch.get_rng_state(), "model_config": mcfg.to_dict()})
+
+    def write(rec: dict) -> None:
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+
+    def run_eval() -> dict:
+        rec = {"kind": "eval", "step": step, "elapsed": round(elapsed, 1), "length": t.eval_length,
+               **evaluate_rows(model, mcfg, eval_batch, device, t.dtype)}
+        write(rec)
+        return rec
+
+    last_eval = None
+    try:
+        while progress() < 1.0:
+            t0 = time.perf_counter()
+            stage = cfg.stage(progress())
+            lr = lr_at(step, progress(), cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.min_lr_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = sampler.batch(rng, stage.batch, stage.length).to(device)
+            with autocast(device, t.dtype):
+                logits, aux = forward(model, batch.ids, mcfg)
+            loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
+                                         mcfg.chunk_size)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            if not math.isfinite(float(loss)):
+                raise RuntimeError(f"loss became {float(loss)} at step {step}: lower optim.lr or check the data")
+            opt.step()
+            if device.type == "cuda" and (step + 1) % t.log_every == 0:
+                torch.cuda.synchronize()
+            step += 1
+            tokens += stage.batch * stage.length
+            elapsed += time.perf_counter() - t0
+            if step % t.log_every == 0 or step == 1:
+                stats.update({"kind": "train", "step": step, "lr": lr, "len": stage.length, "batch": stage.batch,
+                              "grad_norm": float(gnorm), "elapsed": round(elapsed, 2), "tokens": tokens})
+                write(stats)
+                bar.update(0, stats)
+            bar.update(1)
+            if t.eval_every and step % t.eval_every == 0:
+                last_eval = run_eval()
+            if t.ckpt_every and step % t.ckpt_every == 0:
+                checkpoint()
+    finally:
+        bar.close()
+    last_eval = run_eval()
+    checkpoint(final=True)
+    log.close()
+    plot_curves(out / "log.jsonl", out / "curves.png", title=f"{cfg.name} ({mcfg.arch}, {n_params / 1e6:.2f}M params)")
+    write_json_atomic(out / "summary.json", {
+        "name": cfg.name, "arch": mcfg.arch, "params": n_params, "steps": step, "tokens": tokens,
+        "wall_s": round(elapsed, 1), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else
+        platform.processor() or "cpu", "dtype": t.dtype if device.type == "cuda" else "fp32",
+        "seed": cfg.seed, "config": cfg.source, "final_eval": last_eval, "torch": torch.__version__})
+    return out / "model"
