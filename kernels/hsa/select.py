@@ -1,0 +1,164 @@
+"""Fused token-to-chunk scoring and top-k selection in Triton (same signature as `reference.select_chunks`).
+
+One program owns a tile of BLOCK_Q query tokens of one (batch, KV group) and a range of landmarks. It streams
+landmark blocks (BLOCK_C chunks x dr) through a tensor-core GEMM and merges each block's scores into a running
+top-k kept in registers, so the L x L/S score matrix never exists. Blocks past the last chunk visible to the tile
+are never loaded (causality cuts the work in half on a prefill).
+
+Running top-k: a score and its chunk id are packed into one int64 key (a monotone int32 image of the fp32 score
+in the high word, the id in the low word), so one max-reduction yields both the best value and its argmax, and
+ties break towards the more recent chunk. Merging a block repeats "take the block's best key if it beats the
+row's current worst" until no row improves (at most K rounds, usually one or two).
+
+When the query tiles alone cannot fill the GPU (a short prefill or decode against a long memory), landmarks are
+split into ranges handled by separate programs, and a small torch top-k merges the partial results.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ramba.kernels.autotune import select_config
+from ramba.kernels.hsa._common import check_select_args, dot_precision, next_pow2
+from ramba.kernels.testing import new_output
+
+INT64_MIN = -(2 ** 63)
+INT32_MIN = -(2 ** 31)
+
+
+@triton.jit
+def _pack_key(score, cid):
+    """fp32 score + chunk id -> int64 key whose signed order is (score, id) lexicographic."""
+    bits = score.to(tl.int32, bitcast=True)
+    k32 = bits ^ ((bits >> 31) & 0x7FFFFFFF)          # flip magnitude bits of negatives: int order == float order
+    return (k32.to(tl.int64) << 32) | cid.to(tl.int64)
+
+
+@triton.jit
+def _select_kernel(
+    # pointers
+    r_ptr, l_ptr, qoff_ptr, out_ptr,
+    # dims and scalars
+    T, C, Hkv, chunk_size, q_offset, n_per_split, scale,
+    # strides (r [B, T, Hkv, dr], landmarks [B, C, Hkv, dr], out [B*Hkv, NSPLIT, T, TOPK] contiguous)
+    srb, srt, srh, slb, slc, slh,
+    # meta
+    DR: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DR: tl.constexpr,
+    KP: tl.constexpr, TOPK: tl.constexpr, QOFF_FROM_PTR: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    pid_q = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    pid_bh = tl.program_id(2)
+    nsplit = tl.num_programs(1)
+    b = (pid_bh // Hkv).to(tl.int64)
+    h = (pid_bh % Hkv).to(tl.int64)
+    if QOFF_FROM_PTR:
+        qoff = tl.load(qoff_ptr).to(tl.int64)          # decode under CUDA graphs: position read at run time
+    else:
+        qoff = tl.zeros([], dtype=tl.int64) + q_offset
+    rows = pid_q.to(tl.int64) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    row_ok = rows < T
+    nvis = tl.where(row_ok, (qoff + rows) // chunk_size, 0)          # [BQ] chunks each query may see
+    c_lo = pid_s.to(tl.int64) * n_per_split
+    c_hi = tl.minimum(tl.minimum(c_lo + n_per_split, C), tl.max(nvis, 0))   # skip blocks nobody in the tile sees
+
+    slots = tl.arange(0, KP)
+    neg = tl.full([BLOCK_Q, KP], INT64_MIN, tl.int64)
+    # distinct sentinels (so exactly one slot is "the worst"); padding slots past TOPK hold +max and never move
+    run = tl.where(slots[None, :] < TOPK, neg + slots[None, :], tl.full([BLOCK_Q, KP], 2 ** 63 - 1, tl.int64))
+    dk = tl.arange(0, BLOCK_DR)
+    for c0 in range(c_lo, c_hi, BLOCK_C):
+        cc = c0 + tl.arange(0, BLOCK_C)
+        c_ok = cc < c_hi
+        acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.float32)
+        for d0 in range(0, DR, BLOCK_DR):
+            d_ok = (d0 + dk) < DR
+            rt = tl.load(r_ptr + b * srb + rows[:, None] * srt + h * srh + (d0 + dk)[None, :],
+                         mask=row_ok[:, None] & d_ok[None, :], other=0.0)          # [BQ, BDR]
+            lt = tl.load(l_ptr + b * slb + cc[:, None] * slc + h * slh + (d0 + dk)[None, :],
+                         mask=c_ok[:, None] & d_ok[None, :], other=0.0)            # [BC, BDR]
+            acc = tl.dot(rt, tl.trans(lt), acc, input_precision=DOT_PREC)
+        vis = (cc[None, :] < nvis[:, None]) & c_ok[None, :]
+        key = tl.where(vis, _pack_key(acc * scale, cc[None, :]), INT64_MIN)
+        best = tl.max(key, 1)
+        worst = tl.min(run, 1)
+        n_take = tl.sum((best > worst).to(tl.int32), 0)
+        while n_take > 0:
+            take = best > worst
+            run = tl.where((run == worst[:, None]) & take[:, None], best[:, None], run)
+            key = tl.where(key == best[:, None], INT64_MIN, key)
+            best = tl.max(key, 1)
+            worst = tl.min(run, 1)
+            n_take = tl.sum((best > worst).to(tl.int32), 0)
+    out_off = ((pid_bh * nsplit + pid_s).to(tl.int64) * T + rows[:, None]) * TOPK + slots[None, :]
+    tl.store(out_ptr + out_off, run, mask=row_ok[:, None] & (slots[None, :] < TOPK))
+
+
+def unpack_keys(keys: torch.Tensor):
+    """int64 keys -> (chunk ids with -1 for empty slots, fp32 scores with -inf there)."""
+    k32 = (keys >> 32).to(torch.int32)
+    bits = k32 ^ ((k32 >> 31) & 0x7FFFFFFF)
+    score = bits.view(torch.float32)
+    valid = k32 != INT32_MIN                          # sentinels carry INT32_MIN in the high word
+    ids = torch.where(valid, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
+    score = torch.where(valid, score, torch.full_like(score, float("-inf")))
+    return ids, score
+
+
+def num_splits(device: torch.device, programs: int, C: int, block_c: int, min_blocks: int = 4) -> int:
+    """Landmark ranges per query tile: enough programs for ~2 waves on the GPU, >= min_blocks blocks each."""
+    if device.type != "cuda" or C == 0:
+        return 1
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    want = math.ceil(2 * sms / max(programs, 1))
+    most = max(1, math.ceil(C / (min_blocks * block_c)))
+    return max(1, min(want, most))
+
+
+def select_launch(r, landmarks, topk, chunk_size, q_offset=0, n_split=None):
+    """Shared launcher for prefill and decode; q_offset may be an int or a 1-element int64 device tensor."""
+    B, T, H, dr, C = check_select_args(r, landmarks, topk, chunk_size)
+    K = int(topk)
+    dev = r.device
+    if C == 0 or T == 0 or B == 0:
+        return (torch.full((B, T, H, K), -1, dtype=torch.int64, device=dev),
+                torch.full((B, T, H, K), float("-inf"), dtype=torch.float32, device=dev))
+    cfg = select_config(dr, K, T)
+    n_q = triton.cdiv(T, cfg.block_q)
+    ns = n_split if n_split is not None else num_splits(dev, n_q * B * H, C, cfg.block_c)
+    per = triton.cdiv(triton.cdiv(C, ns), cfg.block_c) * cfg.block_c    # landmarks per range, whole blocks
+    ns = triton.cdiv(C, per)
+    from_ptr = isinstance(q_offset, torch.Tensor)
+    qoff_t = q_offset.reshape(-1)[:1].to(device=dev, dtype=torch.int64) if from_ptr else r   # r: unused dummy
+    keys = new_output((B * H, ns, T, K), torch.int64, dev)
+    _select_kernel[(n_q, ns, B * H)](
+        r, landmarks, qoff_t, keys,
+        T, C, H, int(chunk_size), 0 if from_ptr else int(q_offset), per, 1.0 / math.sqrt(dr),
+        r.stride(0), r.stride(1), r.stride(2), landmarks.stride(0), landmarks.stride(1), landmarks.stride(2),
+        DR=dr, BLOCK_Q=cfg.block_q, BLOCK_C=cfg.block_c, BLOCK_DR=cfg.block_dr, KP=next_pow2(K), TOPK=K,
+        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    if ns > 1:                                        # merge the ranges' partial top-k
+        keys = keys.permute(0, 2, 1, 3).reshape(B * H, T, ns * K).topk(K, dim=-1).values
+    else:
+        keys = keys.reshape(B * H, T, K)
+    ids, score = unpack_keys(keys)
+    ids, order = ids.sort(dim=-1, descending=True)    # recency order; -1 (invalid) sinks to the end
+    score = score.gather(-1, order)
+    ids = ids.reshape(B, H, T, K).permute(0, 2, 1, 3).contiguous()
+    score = score.reshape(B, H, T, K).permute(0, 2, 1, 3).contiguous()
+    return ids, score
+
+
+def select_chunks(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int, q_offset: int = 0):
+    """Top-k visible chunks per query token and KV group, most recent first (Triton; see reference.select_chunks).
+
+    r [B, T, Hkv, dr]; landmarks [B, C, Hkv, dr]; query t (position q_offset + t) sees chunk c iff
+    q_offset + t >= (c + 1) * chunk_size. Returns indices [B, T, Hkv, K] int64 (-1 invalid) and scores fp32
+    (-inf invalid). Example: idx, s = select_chunks(r, lmk, 8, 64)
+    """
+    return select_launch(r, landmarks, topk, chunk_size, q_offset)
