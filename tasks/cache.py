@@ -89,9 +89,19 @@ class CachedPrompt:
         return mm
 
     def chunks(self, chunk_tokens: int) -> Iterator[np.ndarray]:
-        mm = self.array()
-        for i in range(0, self.length, chunk_tokens):
-            yield np.asarray(mm[i:i + chunk_tokens])   # a view into the map: no copy, no memmap subclass
+        """Plain reads, not the map: each chunk is a fresh array, so resident memory stays at one chunk however
+        long the prompt (pages of a map that was read through would all count in the reader's RSS)."""
+        path = self.ensure()
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            # shape and dtype were validated by ensure(); reading the header leaves f at the first id
+            (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+            for i in range(0, self.length, chunk_tokens):
+                n = min(chunk_tokens, self.length - i)
+                piece = np.fromfile(f, dtype=_DTYPE, count=n)
+                if len(piece) != n:
+                    raise BadInputError(f"cache file {path} was truncated while being read: delete it and rerun")
+                yield piece
 
     def _open_valid(self, path: str):
         try:

@@ -148,13 +148,13 @@ def load_tokenizer(spec: str) -> Tokenizer:
     if not os.access(path, os.R_OK):
         raise BadInputError(f"tokenizer path {spec!r} is not readable: fix its permissions or {_FIX}")
     if os.path.isfile(path):
-        return HFTokenizer(_load_bare(path, spec), name=f"hf:{os.path.basename(os.path.dirname(path))}")
+        return HFTokenizer(_load_bare(path), name=f"hf:{os.path.basename(os.path.dirname(path))}")
     name = f"hf:{os.path.basename(path.rstrip(os.sep))}"
     has_config = any(os.path.isfile(os.path.join(path, f))
                      for f in ("tokenizer_config.json", "config.json", "vocab.json", "tokenizer.model"))
     bare = os.path.join(path, "tokenizer.json")
     if not has_config and os.path.isfile(bare):
-        return HFTokenizer(_load_bare(bare, spec), name=name)
+        return HFTokenizer(_load_bare(bare), name=name)
     if not has_config:
         raise BadInputError(f"tokenizer path {spec!r} holds no tokenizer.json or tokenizer_config.json: {_FIX}")
     try:
@@ -162,17 +162,17 @@ def load_tokenizer(spec: str) -> Tokenizer:
         backend = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any failure of a foreign loader is a bad input here
         if os.path.isfile(bare):  # a config transformers cannot use, but a usable tokenizer.json
-            return HFTokenizer(_load_bare(bare, spec), name=name)
+            return HFTokenizer(_load_bare(bare), name=name)
         raise BadInputError(f"cannot load tokenizer from {spec!r} ({_one_line(e)}): {_FIX}") from None
     return HFTokenizer(backend, name=name)
 
 
-def _load_bare(path: str, spec: str):
+def _load_bare(path: str):
     try:
         import tokenizers
         return tokenizers.Tokenizer.from_file(path)
     except Exception as e:  # noqa: BLE001
-        raise BadInputError(f"cannot read tokenizer file {spec!r} ({_one_line(e)}): {_FIX}") from None
+        raise BadInputError(f"cannot read tokenizer file {path!r} ({_one_line(e)}): {_FIX}") from None
 
 
 def _one_line(e: BaseException) -> str:
