@@ -1,0 +1,137 @@
+"""Retrieval (token-to-chunk scores, top-k per KV group) and the HSA layer (hsa-spec.md §1.3-1.5).
+
+The selection indices carry no gradient; the retrieval projection, the landmarks and the score bias are
+trained only through the fusion weights, i.e. by how useful each chunk's attention output turned out to be.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ramba.config import RambaConfig
+from ramba.layers import RMSNorm, SwiGLU
+from ramba.kernels.hsa.reference import visible_chunk_count
+
+# Upper bound on score-matrix elements per block (queries x landmarks x groups x batch): 16M fp32 = 64 MiB.
+MAX_SCORE_ELEMS = 1 << 24
+
+
+def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int,
+                          q_offset: int = 0):
+    """Same contract and results as ramba.kernels.hsa.reference.select_chunks, but blocked over queries AND
+    landmarks with a running top-k, so memory stays bounded against millions of landmarks.
+
+    r [B, T, Hkv, dr]; landmarks [B, C, Hkv, dr] -> indices [B, T, Hkv, K] int64 (descending, -1 invalid),
+    scores [B, T, Hkv, K] fp32 (-inf invalid).
+    """
+    B, T, H, dr = r.shape
+    C = landmarks.shape[1]
+    dev = r.device
+    out_idx = torch.full((B, T, H, topk), -1, dtype=torch.int64, device=dev)
+    out_score = torch.full((B, T, H, topk), float("-inf"), dtype=torch.float32, device=dev)
+    if C == 0 or T == 0:
+        return out_idx, out_score
+    k_eff = min(topk, C)
+    scale = 1.0 / math.sqrt(dr)
+    qb = max(1, min(T, 1024))
+    cb = max(k_eff, MAX_SCORE_ELEMS // max(1, B * H * qb))
+    blocks = []
+    for t0 in range(0, T, qb):
+        rb = r[:, t0:t0 + qb].float()                                            # [B, t, H, dr]
+        t = rb.shape[1]
+        pos = q_offset + t0 + torch.arange(t, device=dev, dtype=torch.int64)     # [t] int64 absolute
+        n_vis = visible_chunk_count(pos, chunk_size)                              # [t]
+        c_stop = min(C, (q_offset + t0 + t - 1) // chunk_size)                    # no later chunk is visible
+        best_s = torch.full((B, t, H, 0), float("-inf"), device=dev)
+        best_i = torch.zeros((B, t, H, 0), dtype=torch.int64, device=dev)
+        for c0 in range(0, c_stop, cb):
+            lm = landmarks[:, c0:min(c0 + cb, c_stop)].float()                    # [B, c, H, dr]
+            ids = c0 + torch.arange(lm.shape[1], device=dev, dtype=torch.int64)   # [c]
+            s = torch.einsum("bthd,bchd->bthc", rb, lm) * scale                   # [B, t, H, c]
+            s = s.masked_fill(~(ids[None, :] < n_vis[:, None])[None, :, None, :], float("-inf"))
+            cand_s = torch.cat([best_s, s], dim=-1)
+            cand_i = torch.cat([best_i, ids.expand(B, t, H, -1)], dim=-1)
+            k = min(k_eff, cand_s.shape[-1])
+            best_s, pick = cand_s.topk(k, dim=-1)
+            best_i = cand_i.gather(-1, pick)
+        valid = torch.isfinite(best_s)
+        best_i = torch.where(valid, best_i, torch.full_like(best_i, -1))
+        order = best_i.argsort(dim=-1, descending=True)                           # recency: newest chunk first
+        blocks.append((t0, t, best_i.gather(-1, order), best_s.gather(-1, order)))
+    for t0, t, bi, bs in blocks:
+        out_idx[:, t0:t0 + t, :, :bi.shape[-1]] = bi
+        out_score[:, t0:t0 + t, :, :bs.shape[-1]] = bs
+    return out_idx, out_score
+
+
+def scores_for_indices(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor, chunk_size: int,
+                       q_offset: int = 0):
+    """Forced selection (oracle control): scores of given chunk ids, invisible/-1 slots made invalid and the
+    slots re-sorted most recent first. r [B, T, Hkv, dr]; indices [B, T, Hkv, K] -> (indices, scores)."""
+    B, T, H, dr = r.shape
+    C = landmarks.shape[1]
+    pos = q_offset + torch.arange(T, device=r.device, dtype=torch.int64)
+    n_vis = visible_chunk_count(pos, chunk_size)[None, :, None, None]
+    idx = indices.to(torch.int64)
+    valid = (idx >= 0) & (idx < n_vis) & (idx < C)
+    idx = torch.where(valid, idx, torch.full_like(idx, -1))
+    safe = idx.clamp(min=0)                                                       # [B, T, H, K]
+    lm = landmarks.float().permute(0, 2, 1, 3)                                    # [B, H, C, dr]
+    g = torch.gather(lm[:, None].expand(B, T, H, C, dr), 3,
+                     safe[..., None].expand(B, T, H, safe.shape[-1], dr))         # [B, T, H, K, dr]
+    s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)
+    s = s.masked_fill(~valid, float("-inf"))
+    order = idx.argsort(dim=-1, descending=True)
+    return idx.gather(-1, order), s.gather(-1, order)
+
+
+class Retrieval(nn.Module):
+    """r_t = W_r RMSNorm(h_t), one retrieval head per KV group, plus a learnable per-group score bias."""
+
+    def __init__(self, cfg: RambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.r_proj = nn.Linear(cfg.d_model, cfg.retrieval_dim, bias=False)
+        # training-notes item 3: with stick-breaking a positive start keeps sigmoid(s) away from 0
+        self.score_bias = nn.Parameter(torch.full((cfg.hsa_kv_heads,), float(cfg.score_bias)))
+
+    def queries(self, h: torch.Tensor) -> torch.Tensor:
+        B, T, _ = h.shape
+        H = self.cfg.hsa_kv_heads
+        return self.r_proj(self.norm(h)).view(B, T, H, self.cfg.retrieval_dim // H)   # [B, T, Hkv, dr]
+
+    def biased(self, scores: torch.Tensor) -> torch.Tensor:
+        # a per-group constant does not change the top-k, so it is added after selection; -inf stays -inf
+        return scores + self.score_bias.float()[None, None, :, None]
+
+
+class HSALayer(nn.Module):
+    """x + W_O HSA(W_Q RMSNorm(x)) over the shared chunk memory; `swa-hsa` adds a SwiGLU MLP sublayer."""
+
+    def __init__(self, cfg: RambaConfig, with_mlp: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.q_proj = nn.Linear(cfg.d_model, cfg.hsa_heads * cfg.hsa_head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.hsa_heads * cfg.hsa_head_dim, cfg.d_model, bias=False)
+        if with_mlp:
+            self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+            self.mlp = SwiGLU(cfg.d_model, cfg.mlp_width)
+        else:
+            self.mlp = None
+
+    def forward(self, x, mem_k, mem_v, indices, weights, attend) -> torch.Tensor:
+        """x [B, T, d]; mem_k/mem_v [B, C*S, Hkv, dh]; indices/weights [B, T, Hkv, K]; attend = ops.hsa_attend."""
+        B, T, _ = x.shape
+        q = self.q_proj(self.norm(x)).view(B, T, self.cfg.hsa_heads, self.cfg.hsa_head_dim)
+        if mem_k.shape[1] == 0:
+            o = torch.zeros_like(q)                                               # no complete chunk yet
+        else:
+            o = attend(q, mem_k, mem_v, indices, weights, self.cfg.chunk_size, sm_n=self.cfg.sm_n)
+        x = x + self.o_proj(o.reshape(B, T, -1))
+        if self.mlp is not None:
+            x = x + self.mlp(self.mlp_norm(x))
+        return x

@@ -1,0 +1,114 @@
+"""Inference state: per-layer mixer states, the partial-chunk buffer and the chunk memory.
+
+The model allocates a RambaState, prefill/decode take and return it, and the state advances its own position:
+callers never bump offsets. Chunk memory sits behind the ChunkMemory interface (in-device buffers here;
+offload tiers implement the same methods in their own module).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+class GrowableBuffer:
+    """A [B, n, *rest] tensor appended along dim 1 with amortised O(1) appends (capacity doubles; no
+    torch.cat per append). `view()` is the filled part."""
+
+    def __init__(self, batch: int, rest: tuple, device, dtype, capacity: int = 16):
+        self.data = torch.empty(batch, max(1, capacity), *rest, device=device, dtype=dtype)
+        self.length = 0
+
+    def append(self, x: torch.Tensor) -> None:
+        n = x.shape[1]
+        need = self.length + n
+        if need > self.data.shape[1]:
+            cap = self.data.shape[1]
+            while cap < need:
+                cap *= 2
+            grown = torch.empty(self.data.shape[0], cap, *self.data.shape[2:], device=self.data.device,
+                                dtype=self.data.dtype)
+            grown[:, :self.length] = self.data[:, :self.length]
+            self.data = grown
+        self.data[:, self.length:need] = x.to(self.data.dtype)
+        self.length = need
+
+    def view(self) -> torch.Tensor:
+        return self.data[:, :self.length]
+
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+
+class ChunkMemory:
+    """Interface of the chunk memory: per complete chunk, a landmark and S keys/values."""
+
+    num_chunks: int
+
+    def append(self, landmarks: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """landmarks [B, n, Hkv, dr]; k, v [B, n*S, Hkv, dh]."""
+        raise NotImplementedError
+
+    def landmarks(self) -> torch.Tensor:
+        """[B, C, Hkv, dr], on the compute device."""
+        raise NotImplementedError
+
+    def keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v [B, C*S, Hkv, dh], on the compute device."""
+        raise NotImplementedError
+
+    def nbytes(self) -> int:
+        raise NotImplementedError
+
+
+class DeviceChunkMemory(ChunkMemory):
+    """Everything in the compute device's memory, in preallocated growable buffers."""
+
+    def __init__(self, batch: int, kv_heads: int, head_dim: int, dr: int, chunk_size: int, device, dtype):
+        self.chunk_size = chunk_size
+        self._lmk = GrowableBuffer(batch, (kv_heads, dr), device, dtype)
+        self._k = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=16 * chunk_size)
+        self._v = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=16 * chunk_size)
+
+    @property
+    def num_chunks(self) -> int:
+        return self._lmk.length
+
+    def append(self, landmarks, k, v) -> None:
+        self._lmk.append(landmarks)
+        self._k.append(k)
+        self._v.append(v)
+
+    def landmarks(self):
+        return self._lmk.view()
+
+    def keys_values(self):
+        return self._k.view(), self._v.view()
+
+    def nbytes(self) -> int:
+        return self._lmk.nbytes() + self._k.nbytes() + self._v.nbytes()
+
+
+@dataclass
+class RambaState:
+    batch_size: int
+    layers: list                      # one dict per mixer block, lower then upper (see each mixer)
+    memory: ChunkMemory | None = None  # None for archs without HSA
+    chunk_buffer: torch.Tensor | None = None   # [B, S, d] lower-stack outputs of the incomplete chunk
+    buffer_len: int = 0
+    pos: int = 0                      # absolute tokens consumed so far
+    meta: dict = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        total = 0
+        for layer in self.layers:
+            for v in layer.values():
+                if isinstance(v, torch.Tensor):
+                    total += v.numel() * v.element_size()
+                elif isinstance(v, GrowableBuffer):
+                    total += v.nbytes()
+        if self.chunk_buffer is not None:
+            total += self.chunk_buffer.numel() * self.chunk_buffer.element_size()
+        if self.memory is not None:
+            total += self.memory.nbytes()
+        return total
