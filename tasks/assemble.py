@@ -35,6 +35,7 @@ class Layout:
     prefix: np.ndarray                            # [P] int32
     inserts: tuple[tuple[int, np.ndarray], ...]   # (filler offset, ids [n_i] int32), offsets non-decreasing
     suffix: np.ndarray                            # [Q] int32
+    origin: tuple[int, ...] = ()                  # origin[j] = index in make_layout's `inserts` of placed insert j
 
     @property
     def filler_tokens(self) -> int:
@@ -46,6 +47,15 @@ class Layout:
         for off, ids in self.inserts:
             out.append(shift + off)
             shift += len(ids)
+        return out
+
+    def positions_in_input_order(self) -> list[int]:
+        """Like insert_positions(), but indexed as the `inserts` given to make_layout (before sorting by depth)."""
+        placed = self.insert_positions()
+        origin = self.origin or tuple(range(len(placed)))
+        out = [0] * len(placed)
+        for j, i in enumerate(origin):
+            out[i] = placed[j]
         return out
 
 
@@ -63,7 +73,7 @@ def make_layout(length: int, prefix: Sequence[int], inserts: Sequence[tuple[floa
     filler = length - fixed
     order = sorted(range(len(parts)), key=lambda i: parts[i][0])
     placed = tuple((depth_offset(parts[i][0], filler), parts[i][1]) for i in order)
-    return Layout(length, prefix, placed, suffix)
+    return Layout(length, prefix, placed, suffix, tuple(order))
 
 
 def emit_prompt(layout: Layout, stream: UnitStream, emit: Emit, max_piece: int = 1 << 20) -> None:

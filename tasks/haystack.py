@@ -7,6 +7,7 @@ a Python string or a re-tokenisation of the prompt.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -192,11 +193,18 @@ def uniform_sampler(pool: TokenPool) -> Callable[[np.random.Generator, int], np.
     return lambda rng, n: rng.integers(0, pool.units, size=n, dtype=np.int64)
 
 
-def zipf_sampler(pool: TokenPool, exponent: float = 1.1) -> Callable[[np.random.Generator, int], np.ndarray]:
-    """Unit r drawn with probability ~ 1 / (r + 2.7)^exponent (Zipf-Mandelbrot), by inverse CDF."""
-    w = 1.0 / (np.arange(pool.units, dtype=np.float64) + 2.7) ** exponent
+@functools.lru_cache(maxsize=16)
+def _zipf_cdf(units: int, exponent: float) -> np.ndarray:
+    w = 1.0 / (np.arange(units, dtype=np.float64) + 2.7) ** exponent
     cdf = np.cumsum(w / w.sum())
     cdf[-1] = 1.0
+    cdf.flags.writeable = False
+    return cdf
+
+
+def zipf_sampler(pool: TokenPool, exponent: float = 1.1) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """Unit r drawn with probability ~ 1 / (r + 2.7)^exponent (Zipf-Mandelbrot), by inverse CDF."""
+    cdf = _zipf_cdf(pool.units, exponent)
     return lambda rng, n: np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), pool.units - 1)
 
 

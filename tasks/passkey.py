@@ -19,12 +19,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ramba.errors import BadInputError
-from ramba.tasks.assemble import Layout, emit_prompt, make_layout, build_array
-from ramba.tasks.base import (Sample, check_count, check_depths, check_lengths, check_seed, make_sample_id,
-                              register_task, rng_for)
-from ramba.tasks.cache import MEMORY_MAX_TOKENS, prompt_source
+from ramba.tasks.assemble import Layout, build_array, make_layout
+from ramba.tasks.base import Sample, check_count, check_depths, check_lengths, check_seed, register_task, rng_for
+from ramba.tasks.cache import MEMORY_MAX_TOKENS
 from ramba.tasks.haystack import FILLER_KINDS, POOL_SEED, filler_stream
 from ramba.tasks.metrics import check_convention, first_digit_run, teacher_forced_match
+from ramba.tasks.sampling import layout_sample
 from ramba.tasks.tokenizers import Tokenizer
 
 GENERATOR_VERSION = 1   # bump when the ids for a given (config, seed, length, depth, index) change
@@ -115,29 +115,18 @@ class PasskeyTask:
         length, depth = check_lengths([length])[0], check_depths([depth])[0]
         seed, index = check_seed(seed), check_seed(index)
         cfg = self.config()
-        where = (seed, length, repr(depth), index, cfg["version"], cfg["key_digits"], cfg["template"], cfg["filler"])
-        key = make_key(rng_for("passkey-key", *where), self.key_digits)
+        key = make_key(rng_for("key", self.name, seed, length, repr(depth), index,
+                               *(f"{k}={cfg[k]!r}" for k in sorted(cfg))), self.key_digits)
         layout, answer_ids, answer_text = _passkey_layout(tokenizer, length, depth, key, self._tpl)
-        filler_seed = ("passkey-filler", *where)
-        kind = self.filler
-
-        def build(emit):
-            emit_prompt(layout, filler_stream(kind, tokenizer, rng_for(*filler_seed)), emit)
-
-        fp = tokenizer.fingerprint()
-        source = prompt_source(build, length, {**cfg, "tokenizer": fp, "seed": seed, "length": length,
-                                               "depth": repr(depth), "index": index}, self.memory_max_tokens)
-        needle_pos = layout.insert_positions()[0]
-        meta = {"key": key, "key_digits": self.key_digits, "template": self.template, "filler": kind,
-                "haystack_tokens": layout.filler_tokens, "needle_tokens": len(layout.inserts[0][1]),
-                "question_tokens": len(layout.suffix), "needle_depth_achieved": _achieved(needle_pos, layout),
-                "tokenizer": tokenizer.name, "tokenizer_fingerprint": fp[:16],
+        meta = {"key": key, "key_digits": self.key_digits, "template": self.template,
+                "needle_tokens": len(layout.inserts[0][1]),
+                "needle_depth_achieved": _achieved(layout.insert_positions()[0], layout),
+                "max_new_tokens": len(answer_ids) + 8,
                 "scoring": {"generated": "first digit run of the output == key",
                             "teacher_forced": "argmax at every answer position == answer token"}}
-        return Sample(task=self.name, length=length, depth=depth, seed=seed, index=index,
-                      sample_id=make_sample_id(self.name, length, depth, seed, index),
-                      answer_ids=tuple(int(t) for t in answer_ids), answer_text=answer_text,
-                      needle_token_pos=needle_pos, meta=meta, source=source)
+        return layout_sample(name=self.name, config=cfg, tokenizer=tokenizer, length=length, depth=depth,
+                             seed=seed, index=index, layout=layout, filler=self.filler, answer_text=answer_text,
+                             answer_ids=answer_ids, meta=meta, memory_max_tokens=self.memory_max_tokens)
 
     def score(self, sample: Sample, prediction: Any, convention: str = "generated") -> dict:
         """generated: prediction = decoded output text; teacher_forced: prediction = the argmax id at each answer
