@@ -98,10 +98,11 @@ def estimate(cfg: RunConfig) -> Plan:
 
 def format_plan(cfg: RunConfig, plan: Plan) -> str:
     lens = ",".join(format_length(x) for x in cfg.lengths)
+    tok = cfg.tokenizer or "(the model's own)"
     lines = [
         f"plan for run {cfg.run_id}",
         f"  task       {cfg.task}",
-        f"  model      {cfg.model}   device {cfg.device}   tokenizer {cfg.tokenizer or "(the model's own)"}",
+        f"  model      {cfg.model}   device {cfg.device}   tokenizer {tok}",
         f"  lengths    {lens}",
         f"  depths     {','.join(f'{d:g}' for d in cfg.depths)}",
         f"  samples    {plan.samples}  ({len(cfg.lengths)} lengths x {len(cfg.depths)} depths x {cfg.samples})",
