@@ -42,7 +42,7 @@ def _pseudo_stem(rng: np.random.Generator) -> str:
                    + _CODAS[rng.integers(len(_CODAS))] for _ in range(n))
 
 
-def _lexicon(rng: np.random.Generator, n_nouns=900, n_verbs=400, n_adjs=400) -> dict[str, list[str]]:
+def lexicon(rng: np.random.Generator, n_nouns=900, n_verbs=400, n_adjs=400) -> dict[str, list[str]]:
     def words(n, ends):
         out, seen = [], set()
         while len(out) < n:
@@ -82,7 +82,7 @@ def _clause(rng, lex) -> str:
 def pseudo_sentences(n: int, seed: int, max_clauses: int = 3) -> list[str]:
     """n distinct pseudo-English sentences (letters, commas, periods; never digits) from a fixed seed."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    lex = _lexicon(rng)
+    lex = lexicon(rng)
     out, seen = [], set()
     while len(out) < n:
         s = _clause(rng, lex)
@@ -98,7 +98,7 @@ def pseudo_sentences(n: int, seed: int, max_clauses: int = 3) -> list[str]:
 def pseudo_words(n: int, seed: int) -> list[str]:
     """n distinct pseudo-words (lowercase letters), in a fixed order that a Zipf draw treats as frequency rank."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    lex = _lexicon(rng, n_nouns=n, n_verbs=0, n_adjs=0)
+    lex = lexicon(rng, n_nouns=n, n_verbs=0, n_adjs=0)
     words = [w for k in ("det", "prep", "conj") for w in lex[k]] + lex["noun"]
     return words[:n]
 
@@ -153,6 +153,13 @@ _TEXTS: dict[str, Callable[[], list[str]]] = {
 _text_cache: dict[str, list[str]] = {}
 _pool_cache: dict[tuple[str, str], TokenPool] = {}
 _lock = threading.Lock()
+
+
+def register_pool(kind: str, make_texts: Callable[[], list[str]]) -> None:
+    """Add a text pool (e.g. a task's distractor needles); `make_texts` runs once, on first use. A name is
+    registered once: the name stands for the content, so a second registration under it is ignored."""
+    with _lock:
+        _TEXTS.setdefault(kind, make_texts)
 
 
 def pool_texts(kind: str) -> list[str]:
@@ -279,4 +286,7 @@ def filler_stream(kind: str, tokenizer: Tokenizer, rng: np.random.Generator) -> 
     if kind == "ruler_noise":
         pool = token_pool("ruler_noise", tokenizer)
         return UnitStream(pool, cyclic_sampler(pool), rng)
+    if kind in _TEXTS:  # a registered pool: i.i.d. units
+        pool = token_pool(kind, tokenizer)
+        return UnitStream(pool, uniform_sampler(pool), rng)
     raise BadInputError(f"unknown filler {kind!r}: known fillers are {', '.join(FILLER_KINDS)}")
