@@ -14,9 +14,9 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """fp32 inputs use exact fp32 products (tl.dot would silently use TF32); fp16/bf16 use the tensor cores."""
-    return "ieee" if dtype == torch.float32 else "tf32"
+def dot_precision(dtype: torch.dtype):
+    """fp32 inputs use exact fp32 products (tl.dot would silently use TF32); fp16/bf16 keep tl.dot's default."""
+    return "ieee" if dtype == torch.float32 else None
 
 
 def check_attend_args(q, k, v, indices, weights, chunk_size):
