@@ -103,7 +103,10 @@ class LoglikelihoodMixin:
         if len(context) == 0 or len(continuation) == 0:
             raise BadInputError("loglikelihood needs a non-empty context and continuation")
         self.reset()
-        logits = self.consume(np.asarray(context, dtype=np.int64))
+        ctx = np.asarray(context, dtype=np.int64)
+        seg = int(getattr(self, "segment", 4096))
+        for s in range(0, len(ctx), seg):  # long contexts go in segments, as in a run
+            logits = self.consume(ctx[s:s + seg])
         total, greedy = 0.0, True
         for i, tok in enumerate(continuation):
             logp = torch.log_softmax(logits.float(), dim=-1)

@@ -146,6 +146,16 @@ def train(
     typer.echo(f"checkpoint: {path}")
 
 
+@app.command("lm-eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                         "help_option_names": []})
+def lm_eval_cmd(ctx: typer.Context):
+    """lm-evaluation-harness's CLI with `--model ramba` registered (all arguments pass through)."""
+    import ramba.evals.lm_eval_plugin  # noqa: F401  (@register_model("ramba"))
+    from lm_eval.__main__ import cli_evaluate
+    sys.argv = ["lm-eval", *ctx.args]
+    cli_evaluate()
+
+
 def main(argv: list[str] | None = None) -> None:
     from ramba.evals.runner import RunInterrupted
     try:

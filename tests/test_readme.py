@@ -1,0 +1,33 @@
+"""README.md opens with the two set-up commands, and .ci/run runs exactly those; the CLI it documents exists."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _blocks():
+    return re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_opens_with_two_commands():
+    text = (ROOT / "README.md").read_text()
+    first, second = _blocks()[:2]
+    assert text.index(first) < text.index("## ")  # before any section
+    assert first.strip() == 'pip install -c constraints-cpu.txt -e ".[dev]" && ramba-eval passkey'
+    assert second.strip() == 'pip install -c constraints-cpu.txt -e ".[dev]" && pytest'
+
+
+def test_ci_runs_the_readme_commands():
+    ci = (ROOT / ".ci" / "run").read_text()
+    install, test = _blocks()[1].strip().split(" && ")
+    assert f"INSTALL='{install}'" in ci and f"TEST='{test}'" in ci
+    assert "set -euo pipefail" in ci and '-eq 5' in ci
+
+
+def test_documented_commands_exist():
+    from ramba.evals.cli import app
+    import typer.main
+    names = set(typer.main.get_command(app).commands)
+    cli_section = (ROOT / "README.md").read_text().split("## CLI")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^ramba-eval ([a-z-]+)", cli_section, flags=re.M))
+    assert documented and documented <= names, documented - names
