@@ -293,9 +293,9 @@ def make_variant(name: str, **overrides) -> _SyntheticTask:
     variants = load_variants()[0]
     if name not in variants:
         raise BadInputError(f"unknown RULER variant {name!r}: known variants are {', '.join(sorted(variants))}")
-    args = dict(variants[name])
+    args = {**variants[name], **overrides}
     family = args.pop("family")
-    return FAMILIES[family](name=name, **args, **overrides)
+    return FAMILIES[family](name=name, **args)
 
 
 for _name in load_variants()[0]:
