@@ -91,7 +91,7 @@ def test_report_of_missing_folder(tmp_path, capsys):
 
 def test_lists(capsys):
     code, out, _ = _cli(["tasks"], capsys)
-    assert code in (0, None) and out.startswith("passkey")
+    assert code in (0, None) and any(l.startswith("passkey ") for l in out.splitlines())
     code, out, _ = _cli(["models"], capsys)
     for name in ("dummy", "oracle", "hf", "ramba", "default model:"):
         assert name in out
@@ -121,3 +121,26 @@ def test_dry_run_64m_is_fast():
 def test_dry_run_does_not_import_torch():
     out, _ = _dry_run_64m()
     assert "heavy: []" in out
+
+
+def test_default_model_switches_to_the_shipped_checkpoint(tmp_path, monkeypatch):
+    from ramba.evals import defaults
+    monkeypatch.chdir(tmp_path)
+    if defaults.shipped_ramba_tiny() is None:
+        assert defaults.default_model() == f"hf:{defaults.tiny_hf_dir()}"
+    ck = tmp_path / "checkpoints" / "ramba-tiny"
+    ck.mkdir(parents=True)
+    (ck / "config.json").write_text("{}")
+    assert defaults.default_model().startswith("hf:") or defaults.shipped_ramba_tiny() != ck  # weights missing
+    (ck / "model.safetensors").write_bytes(b"x")
+    assert defaults.default_model() == f"ramba:{ck.resolve()}"
+
+
+def test_main_job_default_model_small(tmp_path, capsys, monkeypatch):
+    """README command 1 with a smaller grid: the embedded default model, report paths printed."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(["passkey", "--length", "1K", "--depths", "1", "--samples", "1", "--no-progress"], capsys)
+    assert code in (0, None), err
+    html = [l for l in out.splitlines() if l.startswith("report:") and l.endswith("report.html")]
+    assert html and (tmp_path / html[0].split(" ", 1)[1]).exists()
+    assert str(tmp_path / "results") in str((tmp_path / html[0].split(" ", 1)[1]).resolve())
