@@ -170,7 +170,8 @@ class NiahTask(_SyntheticTask):
             register_pool(self._filler(), lambda: [*_distractors(self.type_k, self.type_v)[1]])
 
     def _filler(self) -> str:
-        return {"noise": "ruler_noise", "essay": "essay"}.get(self.haystack, f"niah_needles:{self.type_k}:{self.type_v}")
+        named = {"noise": "ruler_noise", "essay": "essay"}
+        return named.get(self.haystack, f"niah_needles:{self.type_k}:{self.type_v}")
 
     def config(self) -> dict:
         return {"task": "niah", "version": GENERATOR_VERSION, "haystack": self.haystack, "type_k": self.type_k,

@@ -164,7 +164,8 @@ def passkey_row(rng: np.random.Generator, length: int, depth: float | None, toke
     PASSKEY_TEMPLATES. All randomness comes from `rng`.
     """
     if not isinstance(rng, np.random.Generator):
-        raise BadInputError(f"passkey_row needs a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        raise BadInputError(f"passkey_row needs a numpy Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
     length = check_lengths([length])[0]
     depth = float(rng.random()) if depth is None else check_depths([depth])[0]
     tpl = _check_template(template)

@@ -28,7 +28,8 @@ def layout_sample(*, name: str, config: dict, tokenizer: Tokenizer, length: int,
                                            "length": length, "depth": repr(depth), "index": index},
                            memory_max_tokens)
     positions = layout.positions_in_input_order()
-    meta = {**meta, "needle_positions": positions, "filler": filler, "haystack_tokens": layout.filler_tokens, "prefix_tokens": len(layout.prefix),
+    meta = {**meta, "needle_positions": positions, "filler": filler, "haystack_tokens": layout.filler_tokens,
+            "prefix_tokens": len(layout.prefix),
             "question_tokens": len(layout.suffix), "tokenizer": tokenizer.name, "tokenizer_fingerprint": fp[:16]}
     return Sample(task=name, length=length, depth=depth, seed=seed, index=index,
                   sample_id=make_sample_id(name, length, depth, seed, index),

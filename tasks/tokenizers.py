@@ -49,8 +49,14 @@ class ByteTokenizer:
         return [list(t.encode("utf-8")) for t in texts]
 
     def decode(self, ids: Sequence[int]) -> str:
+        try:
+            data = bytes(int(i) for i in ids)
+        except ValueError:
+            bad = [int(i) for i in ids if not 0 <= int(i) < 256][:3]
+            raise BadInputError(f"byte tokenizer ids must be in 0..255, got {bad}: the ids come from a model "
+                                f"with another vocabulary") from None
         # A model may emit a partial multi-byte character: replace it rather than fail on it.
-        return bytes(int(i) & 0xFF for i in ids).decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(b"ramba-eval byte tokenizer: utf-8, vocab 256, no specials").hexdigest()

@@ -164,7 +164,8 @@ def test_passkey_row(filler, hf_tok):
 
 def test_fillers_differ():
     tok = ByteTokenizer()
-    rows = {f: passkey_row(np.random.default_rng(4), 2000, 0.5, tok, filler=f)[0] for f in ("sentences", "noise", "zipf")}
+    rows = {f: passkey_row(np.random.default_rng(4), 2000, 0.5, tok, filler=f)[0]
+            for f in ("sentences", "noise", "zipf")}
     assert not np.array_equal(rows["sentences"], rows["noise"])
     assert not np.array_equal(rows["sentences"], rows["zipf"])
 

@@ -26,6 +26,8 @@ def test_byte_roundtrip_and_contract():
         assert tok.decode(ids) == text
     # a cut multi-byte character decodes with a replacement mark instead of raising
     assert tok.decode(tok.encode("中")[:2]) == "\ufffd"
+    with pytest.raises(BadInputError, match="0..255"):
+        tok.decode([65, 256])
     fp = tok.fingerprint()
     assert fp == ByteTokenizer().fingerprint() and len(fp) == 64 and int(fp, 16) >= 0
 
