@@ -21,7 +21,10 @@ def save_model_dir(model, out: Path, extra_files: dict[str, str] | None = None) 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+    except ImportError:      # model package without ramba.checkpoint yet: the same two files, written here
+        _save_plain(model, tmp)
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     old = out.with_name(out.name + ".old")
@@ -33,6 +36,15 @@ def save_model_dir(model, out: Path, extra_files: dict[str, str] | None = None) 
     if old.exists():
         shutil.rmtree(old)
     return out
+
+
+def _save_plain(model, out: Path) -> None:
+    from safetensors.torch import save_file
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if getattr(model.cfg, "tie_embeddings", False):
+        sd.pop("lm_head.weight", None)       # tied to embed.weight: safetensors stores no aliases
+    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(model.cfg.to_json())
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -57,3 +69,21 @@ def write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+def load_model_dir(path: Path, device="cpu"):
+    """RambaModel from a checkpoint folder (config.json + model.safetensors)."""
+    from ramba import RambaConfig, RambaModel
+    path = Path(path)
+    try:
+        return RambaModel.from_pretrained(str(path), device=device)
+    except ImportError:       # model package without ramba.checkpoint yet
+        pass
+    from safetensors.torch import load_file
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{path} needs config.json and model.safetensors")
+    model = RambaModel(RambaConfig.from_json((path / "config.json").read_text()))
+    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    if unexpected or [m for m in missing if m != "lm_head.weight"]:
+        raise CheckpointError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+    return model.to(device)

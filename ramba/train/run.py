@@ -126,10 +126,13 @@ def train(config_path: str, out_dir: str | None = None, resume: bool = True) -> 
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir else Path("runs") / cfg.name
     out.mkdir(parents=True, exist_ok=True)
-    return _train(cfg, out, resume)
+    return train_config(cfg, out, resume)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool) -> Path:
+def train_config(cfg: TrainConfig, out: Path, resume: bool = True) -> Path:
+    """train() for an already loaded TrainConfig (tests, scripts)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
     torch.manual_seed(cfg.seed)
     model, mcfg = build_model(cfg, device)
