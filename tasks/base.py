@@ -132,6 +132,8 @@ def check_lengths(lengths: Sequence[int]) -> list[int]:
     for n in lengths:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise BadInputError(f"length {n!r} is not a positive integer token count (e.g. 4096 or 1048576)")
+        if int(n) in out:
+            raise BadInputError(f"length {int(n)} is given twice: list each length once")
         out.append(int(n))
     if not out:
         raise BadInputError("no lengths given: pass at least one token count")
@@ -147,6 +149,11 @@ def check_depths(depths: Sequence[float]) -> list[float]:
                 or not math.isfinite(float(d)) or not 0.0 <= float(d) <= 1.0:
             raise BadInputError(f"depth {d!r} is outside [0, 1]: use a fraction of the haystack "
                                 f"(0 = start, 1 = just before the question)")
+        # sample ids carry the depth to 4 decimals: two depths that print alike would share ids (and resume state)
+        twin = next((x for x in out if f"{x:.4f}" == f"{float(d):.4f}"), None)
+        if twin is not None:
+            raise BadInputError(f"depths {twin!r} and {float(d)!r} are the same to 4 decimals (sample ids use "
+                                f"4): list each depth once, at least 0.0001 apart")
         out.append(float(d))
     if not out:
         raise BadInputError("no depths given: pass at least one depth in [0, 1]")

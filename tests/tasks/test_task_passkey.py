@@ -95,7 +95,9 @@ def test_bad_inputs(hf_tok):
     for depth in (-0.01, 1.01, float("nan"), float("inf")):
         with pytest.raises(BadInputError, match=r"outside \[0, 1\]"):
             task.generate([1000], [depth], 1, 0, tok)      # eager: raises before any sample is built
-    for lengths in ([0], [-5], [1.5], []):
+    with pytest.raises(BadInputError, match="same to 4 decimals"):
+        task.generate([1000], [0.5, 0.50001], 1, 0, tok)
+    for lengths in ([0], [-5], [1.5], [], [1000, 1000]):
         with pytest.raises(BadInputError):
             task.generate(lengths, [0.5], 1, 0, tok)
     for n in (0, -1, 2.0):
