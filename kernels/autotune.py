@@ -18,6 +18,7 @@ class AttendConfig:
     g_rows: int       # tile rows per token (>= G, power of two)
     num_warps: int
     num_stages: int
+    unroll: int       # unroll factor of the loop over the K slots (independent chunk loads in flight)
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,18 @@ def attend_config(G: int, S: int, d: int, max_cols: int = 128) -> AttendConfig:
     g_rows = max(g_pad, 16 // block_t)
     rows = block_t * g_rows
     d_pad = next_pow2(d)
-    num_warps = 4 if rows * max(d_pad, block_t * s_pad) <= 64 * 64 else 8
-    return AttendConfig(_override("BLOCK_T", block_t), g_rows, _override("WARPS", num_warps), _override("STAGES", 2))
+    # H100, bench run 1 (records/kernels-*): 4 warps beat 8 for both shapes; 1 stage best at d 64, 2 at d 128
+    num_warps = 4 if rows * max(d_pad, block_t * s_pad) <= 64 * 128 else 8
+    num_stages = 1 if d_pad <= 64 else 2
+    return AttendConfig(_override("BLOCK_T", block_t), g_rows, _override("WARPS", num_warps),
+                        _override("STAGES", num_stages), _override("UNROLL", 1))
 
 
 def dkdv_config(G: int, S: int, d: int) -> DkdvConfig:
     g_pad = next_pow2(G)
-    block_e = max(1, 64 // g_pad)   # ~64 gathered query rows per step
-    num_warps = 4 if next_pow2(S) * next_pow2(d) <= 64 * 64 else 8
+    # H100, bench run 1: 128 gathered query rows per step at d 64, 64 rows at d 128; 4 warps
+    block_e = max(1, (128 if next_pow2(d) <= 64 else 64) // g_pad)
+    num_warps = 4
     return DkdvConfig(_override("BLOCK_E", block_e), _override("SEG", 512), _override("DKDV_WARPS", num_warps),
                       _override("DKDV_STAGES", 2))
 

@@ -94,7 +94,7 @@ def useful_tflops(shape, L, ms):
 # ---------------------------------------------------------------------------------------------------- sections
 def run_tests(rows, args):
     t = time.time()
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "tests/kernels", "-q", "-p", "no:cacheprovider", "-x"]
+    cmd = [sys.executable, "-P", "-m", "pytest", "-m", "gpu", "tests/kernels", "-q", "-p", "no:cacheprovider", "-x"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     tail = (res.stdout + res.stderr).strip().splitlines()[-15:]
     print("\n".join(tail))
@@ -122,33 +122,14 @@ def run_tune(rows, args):
     for shape in ("A", "B"):
         q, k, v, idx, w = hsa_inputs(shape, L, "uniform")
         S = SHAPES[shape]["S"]
-        for warps in (4, 8):
-            for stages in (1, 2, 3):
-                env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages)
-                try:
-                    fn = lambda: _with_env(env, lambda: hsa_attend(q, k, v, idx, w, S))   # noqa: E731
-                    fn()
-                    ms = bench(fn, rep_ms=100)
-                except Exception as e:  # a config that does not compile (shared memory) is skipped
-                    ms = float("nan")
-                    print("tune attend", shape, env, "failed:", str(e)[:200])
-                rows.append(dict(section="tune", op="attend_fwd", shape=shape, L=L, ms=ms, **env))
-                print(f"tune attend fwd {shape} {env}: {ms:.3f} ms")
+        for warps, stages, unroll in [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 1, 2), (4, 1, 8), (4, 2, 2), (2, 1, 8)]:
+            env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages, RAMBA_HSA_UNROLL=unroll)
+            _tune_one(rows, "attend_fwd", env, lambda: hsa_attend(q, k, v, idx, w, S), shape=shape, L=L)
         o, lse = hsa_forward(q, k, v, idx, w, S)
         do = torch.randn_like(o)
-        for block_e in (2, 4, 8):
-            for warps in (4, 8):
-                for seg in (512,):
-                    env = dict(RAMBA_HSA_BLOCK_E=block_e, RAMBA_HSA_DKDV_WARPS=warps, RAMBA_HSA_SEG=seg)
-                    try:
-                        fn = lambda: _with_env(env, lambda: hsa_backward(do, q, k, v, idx, w, lse, S))  # noqa
-                        fn()
-                        ms = bench(fn, rep_ms=100)
-                    except Exception as e:
-                        ms = float("nan")
-                        print("tune bwd", shape, env, "failed:", str(e)[:200])
-                    rows.append(dict(section="tune", op="attend_bwd", shape=shape, L=L, ms=ms, **env))
-                    print(f"tune bwd {shape} {env}: {ms:.3f} ms")
+        for block_e, warps, seg in [(2, 4, 512), (4, 4, 512), (8, 4, 512), (16, 4, 512), (8, 4, 2048), (4, 8, 512)]:
+            env = dict(RAMBA_HSA_BLOCK_E=block_e, RAMBA_HSA_DKDV_WARPS=warps, RAMBA_HSA_SEG=seg)
+            _tune_one(rows, "attend_bwd", env, lambda: hsa_backward(do, q, k, v, idx, w, lse, S), shape=shape, L=L)
         del q, k, v, idx, w, o, lse, do
     L, dr = 262144, 1024
     r = torch.randn(1, L, 1, dr, device="cuda", dtype=torch.bfloat16)
@@ -158,15 +139,20 @@ def run_tune(rows, args):
                                        (128, 128, 32, 8, 4), (64, 64, 32, 4, 4), (128, 64, 64, 4, 4)]:
         env = dict(RAMBA_HSA_SEL_BQ=bq, RAMBA_HSA_SEL_BC=bc, RAMBA_HSA_SEL_BDR=bdr, RAMBA_HSA_SEL_WARPS=warps,
                    RAMBA_HSA_SEL_STAGES=stages)
-        try:
-            fn = lambda: _with_env(env, lambda: select_chunks(r, lmk, 8, 64))   # noqa: E731
-            fn()
-            ms = bench(fn, rep_ms=100)
-        except Exception as e:
-            ms = float("nan")
-            print("tune select", env, "failed:", str(e)[:200])
-        rows.append(dict(section="tune", op="select", L=L, dr=dr, ms=ms, **env))
-        print(f"tune select {env}: {ms:.3f} ms")
+        _tune_one(rows, "select", env, lambda: select_chunks(r, lmk, 8, 64), L=L, dr=dr)
+
+
+def _tune_one(rows, op, env, fn, **meta):
+    """Time fn under the RAMBA_HSA_* overrides in env; a config that fails to compile is recorded as NaN."""
+    try:
+        call = lambda: _with_env(env, fn)   # noqa: E731
+        call()
+        ms = bench(call, rep_ms=100)
+    except Exception as e:
+        ms = float("nan")
+        print("tune", op, env, "failed:", str(e)[:300])
+    rows.append(dict(section="tune", op=op, ms=ms, **meta, **env))
+    print(f"tune {op} {meta} {env}: {ms:.3f} ms", flush=True)
 
 
 def run_attend(rows, args):

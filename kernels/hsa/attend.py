@@ -35,7 +35,7 @@ def _hsa_fwd_kernel(
     # meta
     G: tl.constexpr, G_ROWS: tl.constexpr, BLOCK_T: tl.constexpr, S: tl.constexpr, S_PAD: tl.constexpr,
     D: tl.constexpr, D_PAD: tl.constexpr, KSLOTS: tl.constexpr, HAS_SM_N: tl.constexpr,
-    STORE_LSE: tl.constexpr, DOT_PREC: tl.constexpr,
+    STORE_LSE: tl.constexpr, DOT_PREC: tl.constexpr, UNROLL: tl.constexpr,
 ):
     M: tl.constexpr = BLOCK_T * G_ROWS
     N: tl.constexpr = BLOCK_T * S_PAD
@@ -59,7 +59,7 @@ def _hsa_fwd_kernel(
     q = tl.load(q_ptr + b * sqb + row_t[:, None] * sqt + row_head[:, None] * sqh + dd[None, :],
                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)          # [M, D]
     acc = tl.zeros([M, D_PAD], dtype=tl.float32)
-    for kk in range(KSLOTS):
+    for kk in tl.range(0, KSLOTS, loop_unroll_factor=UNROLL):
         cidx = tl.load(idx_ptr + b * sib + col_t * sit + h * sih + kk, mask=col_t < T, other=-1).to(tl.int64)
         col_ok = (cidx >= 0) & (cidx < C) & (col_j < S)
         krow = cidx * S + col_j                                            # [N] int64 key row in K/V
@@ -100,7 +100,7 @@ def _hsa_bwd_dq_kernel(
     sqb, sqt, sqh, skb, skt, skh, svb, svt, svh, sib, sit, sih, swb, swt, swh, slb, slt, slh,
     # meta
     G: tl.constexpr, G_ROWS: tl.constexpr, BLOCK_T: tl.constexpr, S: tl.constexpr, S_PAD: tl.constexpr,
-    D: tl.constexpr, D_PAD: tl.constexpr, KSLOTS: tl.constexpr, DOT_PREC: tl.constexpr,
+    D: tl.constexpr, D_PAD: tl.constexpr, KSLOTS: tl.constexpr, DOT_PREC: tl.constexpr, UNROLL: tl.constexpr,
 ):
     M: tl.constexpr = BLOCK_T * G_ROWS
     N: tl.constexpr = BLOCK_T * S_PAD
@@ -127,7 +127,7 @@ def _hsa_bwd_dq_kernel(
     q = tl.load(q_ptr + qd_off, mask=qd_mask, other=0.0)       # [M, D]
     do = tl.load(do_ptr + qd_off, mask=qd_mask, other=0.0)     # [M, D]
     dq = tl.zeros([M, D_PAD], dtype=tl.float32)
-    for kk in range(KSLOTS):
+    for kk in tl.range(0, KSLOTS, loop_unroll_factor=UNROLL):
         cidx = tl.load(idx_ptr + b * sib + col_t * sit + h * sih + kk, mask=col_t < T, other=-1).to(tl.int64)
         col_ok = (cidx >= 0) & (cidx < C) & (col_j < S)
         krow = cidx * S + col_j
@@ -244,7 +244,7 @@ def hsa_forward(q, k, v, indices, weights, chunk_size, sm_n=0.0, sm_scale=None, 
         *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(o),
         *(_strides(lse) if store_lse else (0, 0, 0)),
         G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype),
+        KSLOTS=K, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype), UNROLL=cfg.unroll,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return o, (lse if store_lse else None)
@@ -303,7 +303,7 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
         T, C, Hkv, scale * LOG2E, scale,
         *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(lse),
         G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, DOT_PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        KSLOTS=K, DOT_PREC=prec, UNROLL=cfg.unroll, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     if C > 0:
         kcfg = dkdv_config(G, S, d)

@@ -25,7 +25,8 @@ from ramba.kernels.autotune import select_config
 from ramba.kernels.hsa._common import check_select_args, dot_precision, next_pow2
 from ramba.kernels.testing import new_output
 
-INT64_MIN = -(2 ** 63)
+INT64_MIN = tl.constexpr(-(2 ** 63))       # empty/removed key (below every real key)
+INT64_MAX = tl.constexpr(2 ** 63 - 1)      # padding slot past TOPK (never the worst, never replaced)
 INT32_MIN = -(2 ** 31)
 
 
@@ -68,7 +69,7 @@ def _select_kernel(
     slots = tl.arange(0, KP)
     neg = tl.full([BLOCK_Q, KP], INT64_MIN, tl.int64)
     # distinct sentinels (so exactly one slot is "the worst"); padding slots past TOPK hold +max and never move
-    run = tl.where(slots[None, :] < TOPK, neg + slots[None, :], tl.full([BLOCK_Q, KP], 2 ** 63 - 1, tl.int64))
+    run = tl.where(slots[None, :] < TOPK, neg + slots[None, :], tl.full([BLOCK_Q, KP], INT64_MAX, tl.int64))
     dk = tl.arange(0, BLOCK_DR)
     for c0 in range(c_lo, c_hi, BLOCK_C):
         cc = c0 + tl.arange(0, BLOCK_C)
