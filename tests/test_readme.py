@@ -14,7 +14,7 @@ def test_readme_opens_with_two_commands():
     first, second = _blocks()[:2]
     assert text.index(first) < text.index("## ")  # before any section
     assert first.strip() == 'pip install -c constraints-cpu.txt -e ".[dev]" && ramba-eval passkey'
-    assert second.strip() == 'pip install -c constraints-cpu.txt -e ".[dev]" && pytest'
+    assert second.strip() == 'pip install -c constraints-cpu.txt -e ".[dev]" && python -m pytest'
 
 
 def test_ci_runs_the_readme_commands():
