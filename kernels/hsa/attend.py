@@ -234,7 +234,10 @@ def hsa_forward(q, k, v, indices, weights, chunk_size, sm_n=0.0, sm_scale=None, 
     w = weights.float().contiguous()
     o = new_output((B, T, Hq, d), q.dtype, q.device)
     lse = new_output((B, T, Hq, K), torch.float32, q.device) if store_lse else o
-    if T == 0 or B == 0:
+    if T == 0 or B == 0 or C == 0:            # no chunk memory yet: every slot is invalid, o = 0
+        o.zero_()
+        if store_lse:
+            lse.zero_()
         return o, (lse if store_lse else None)
     cfg = attend_config(G, S, d)
     grid = (triton.cdiv(T, cfg.block_t), B * Hkv)
@@ -294,8 +297,8 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
     dw = new_output((B, T, Hkv, K), torch.float32, q.device)
     dk32 = torch.zeros(k.shape, dtype=torch.float32, device=k.device)
     dv32 = torch.zeros(v.shape, dtype=torch.float32, device=v.device)
-    if T == 0 or B == 0:
-        return dq, dk32.to(k.dtype), dv32.to(v.dtype), dw
+    if T == 0 or B == 0 or C == 0:
+        return dq.zero_(), dk32.to(k.dtype), dv32.to(v.dtype), dw.zero_()
     prec = dot_precision(q.dtype)
     cfg = attend_config(G, S, d)
     _hsa_bwd_dq_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
@@ -305,16 +308,15 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
         G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
         KSLOTS=K, DOT_PREC=prec, UNROLL=cfg.unroll, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    if C > 0:
-        kcfg = dkdv_config(G, S, d)
-        perm, offsets, seg_key, seg_first = build_chunk_lists(idx, C, kcfg.seg)
-        _hsa_bwd_dkdv_kernel[(seg_key.numel(),)](
-            q, k, v, w, do, lse, delta, perm, offsets, seg_key, seg_first, dk32, dv32,
-            T, C, Hkv, scale * LOG2E, scale,
-            *_strides(q), *_strides(k), *_strides(v), *_strides(w), *_strides(lse), *_strides(dk32),
-            G=G, G_ROWS=next_pow2(G), BLOCK_E=kcfg.block_e, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-            KSLOTS=K, SEG=kcfg.seg, DOT_PREC=prec, num_warps=kcfg.num_warps, num_stages=kcfg.num_stages,
-        )
+    kcfg = dkdv_config(G, S, d)
+    perm, offsets, seg_key, seg_first = build_chunk_lists(idx, C, kcfg.seg)
+    _hsa_bwd_dkdv_kernel[(seg_key.numel(),)](
+        q, k, v, w, do, lse, delta, perm, offsets, seg_key, seg_first, dk32, dv32,
+        T, C, Hkv, scale * LOG2E, scale,
+        *_strides(q), *_strides(k), *_strides(v), *_strides(w), *_strides(lse), *_strides(dk32),
+        G=G, G_ROWS=next_pow2(G), BLOCK_E=kcfg.block_e, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
+        KSLOTS=K, SEG=kcfg.seg, DOT_PREC=prec, num_warps=kcfg.num_warps, num_stages=kcfg.num_stages,
+    )
     return dq, dk32.to(k.dtype), dv32.to(v.dtype), dw
 
 

@@ -113,3 +113,11 @@ def test_attend_gpu_hot_chunk_long_list():
     got = run_with_grads(hsa_attend, q, k, v, idx, w, do, S, 0.0)
     for name, a, b in zip(NAMES, expect, got):
         assert_close(name, a.float(), b.float(), 1.5e-2)
+
+
+def test_attend_empty_memory():
+    # before the first chunk completes the memory is empty: output 0, zero gradients, no launch on empty K/V
+    q, _, _, idx, w, do = attend_inputs(1, 5, 4, 1, 16, 16, 2, 3, torch.float32)
+    k = torch.randn(1, 0, 1, 16)
+    got = run_with_grads(hsa_attend, q, k, k.clone(), torch.full_like(idx, -1), w, do, 16, 0.0)
+    assert (got[0] == 0).all() and (got[1] == 0).all() and got[2].shape == k.shape and (got[4] == 0).all()
