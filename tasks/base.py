@@ -59,6 +59,20 @@ class Sample:
     def prompt_length(self) -> int:
         return self.source.length if self.source is not None else self.length
 
+    def ensure_cached(self) -> str | None:
+        """Build the on-disk prompt now (e.g. for a `generate` step ahead of a run); its path, or None for a
+        short prompt that lives in memory."""
+        ensure = getattr(self.source, "ensure", None)
+        return ensure() if ensure is not None else None
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (no prompt ids): for manifests and logs."""
+        path = getattr(self.source, "path", None)
+        return {"sample_id": self.sample_id, "task": self.task, "length": self.length, "depth": self.depth,
+                "seed": self.seed, "index": self.index, "answer_ids": list(self.answer_ids),
+                "answer_text": self.answer_text, "needle_token_pos": self.needle_token_pos, "meta": self.meta,
+                "cache_path": path}
+
 
 def make_sample_id(task: str, length: int, depth: float, seed: int, index: int) -> str:
     return f"{task}-L{length}-d{depth:.4f}-s{seed}-i{index}"

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from typing import Callable, Iterator
 
@@ -119,6 +120,11 @@ class CachedPrompt:
         except OSError as e:
             raise BadInputError(f"cannot create cache folder {folder} ({e.strerror}): set {ENV_VAR} to a "
                                 f"writable folder") from None
+        need = self.length * _DTYPE.itemsize + 4096
+        free = shutil.disk_usage(folder).free
+        if free < need:   # fail before writing, not after filling the disk
+            raise DoesNotFitError(f"{folder} has {free / 2**20:.0f} MiB free, a {self.length}-token sample needs "
+                                  f"{need / 2**20:.0f} MiB: free disk space or set {ENV_VAR} to a larger disk")
         tmp = os.path.join(folder, f".{self.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         written = 0
         try:

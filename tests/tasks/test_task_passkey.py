@@ -175,3 +175,27 @@ def test_fillers_differ():
 def test_list_tasks():
     names = dict(list_tasks())
     assert "passkey" in names and names["passkey"]
+
+
+def test_exact_length_sentencepiece_style_tokenizer(tmp_path):
+    """A Unigram + Metaspace tokenizer (SentencePiece style, '▁' marks spaces) also gets exact lengths."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from ramba.tasks import load_tokenizer
+    from ramba.tasks.haystack import pseudo_sentences
+
+    rng = np.random.default_rng(51)
+    text = pseudo_sentences(600, seed=99) + [f"The pass key is {int(x)}." for x in rng.integers(10**4, 10**5, 100)]
+    sp = Tokenizer(models.Unigram())
+    sp.pre_tokenizer = pre_tokenizers.Metaspace()
+    sp.decoder = decoders.Metaspace()
+    sp.train_from_iterator(text, trainers.UnigramTrainer(vocab_size=600, show_progress=False, unk_token="<unk>",
+                                                         special_tokens=["<unk>"]))
+    sp.save(str(tmp_path / "tokenizer.json"))
+    tok = load_tokenizer(str(tmp_path / "tokenizer.json"))
+    task = PasskeyTask(memory_max_tokens=50_000)
+    for length in (3000, 70_000):
+        (s,) = list(task.generate([length], [float(rng.random())], 1, 8, tok))
+        ids = np.concatenate(list(s.prompt_chunks(4096)))
+        assert len(ids) == length
+        check_structure(s, tok, ids)

@@ -114,3 +114,26 @@ def test_16m_sample_streams_with_bounded_memory(private_cache):
     # the same sample in this process (another interpreter, same seed) has the same ids: no hidden global state
     (s,) = list(get_task("passkey").generate([length], [depth], 1, seed, ByteTokenizer()))
     assert s.meta["key"] == rec["key"] and sha(s.prompt_chunks()) == rec["sha"]
+
+
+def test_ensure_cached_and_to_dict(private_cache):
+    small = PasskeyTask(memory_max_tokens=2000)
+    (short, long_) = list(small.generate([1500, 6000], [0.5], 1, 2, ByteTokenizer()))
+    assert short.ensure_cached() is None
+    path = long_.ensure_cached()
+    assert path == long_.source.path and os.path.exists(path)
+    d = long_.to_dict()
+    assert json.loads(json.dumps(d)) == d and d["cache_path"] == path and d["meta"]["key"] == long_.meta["key"]
+
+
+def test_disk_too_small_is_does_not_fit(private_cache, monkeypatch):
+    import shutil as _shutil
+
+    from ramba.errors import DoesNotFitError
+    real = _shutil.disk_usage
+    monkeypatch.setattr("ramba.tasks.cache.shutil.disk_usage",
+                        lambda p: real(p)._replace(free=1000))      # pretend the disk is full
+    (s,) = list(PasskeyTask(memory_max_tokens=100).generate([5000], [0.5], 1, 0, ByteTokenizer()))
+    with pytest.raises(DoesNotFitError, match="RAMBA_EVAL_CACHE"):
+        s.prompt_ids()
+    assert not any(files for _, _, files in os.walk(private_cache))
