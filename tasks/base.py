@@ -89,6 +89,23 @@ class Task(Protocol):
     def score(self, sample: Sample, prediction: Any, convention: str = "generated") -> dict: ...
 
 
+class GridTask:
+    """Base for tasks that build one sample per (length, depth, index): subclasses define make_sample()."""
+
+    name: str
+    description: str
+
+    def make_sample(self, length: int, depth: float, seed: int, index: int, tokenizer) -> Sample:
+        raise NotImplementedError
+
+    def generate(self, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
+                 tokenizer) -> Iterator[Sample]:
+        """Samples for every (length, depth, index), length outermost. Validates eagerly, builds lazily."""
+        lengths, depths = check_lengths(lengths), check_depths(depths)
+        samples, seed = check_count(samples), check_seed(seed)
+        return (self.make_sample(n, d, seed, i, tokenizer) for n in lengths for d in depths for i in range(samples))
+
+
 TASKS: dict[str, Task] = {}
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import yaml
 
 from ramba.errors import BadInputError
 from ramba.tasks.assemble import make_layout
-from ramba.tasks.base import Sample, check_count, check_depths, check_lengths, check_seed, register_task, rng_for
+from ramba.tasks.base import GridTask, Sample, check_depths, check_lengths, check_seed, register_task, rng_for
 from ramba.tasks.cache import MEMORY_MAX_TOKENS
 from ramba.tasks.haystack import POOL_SEED, lexicon, register_pool
 from ramba.tasks.metrics import check_convention, string_match_all, teacher_forced_match
@@ -97,23 +97,11 @@ def _join_queries(queries: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------- shared task plumbing
 
-class _SyntheticTask:
-    name: str
-    description: str
+class _SyntheticTask(GridTask):
     memory_max_tokens: int
 
     def config(self) -> dict:
         raise NotImplementedError
-
-    def make_sample(self, length: int, depth: float, seed: int, index: int, tokenizer: Tokenizer) -> Sample:
-        raise NotImplementedError
-
-    def generate(self, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
-                 tokenizer: Tokenizer) -> Iterator[Sample]:
-        """Samples for every (length, depth, index), length outermost. Validates eagerly, builds lazily."""
-        lengths, depths = check_lengths(lengths), check_depths(depths)
-        samples, seed = check_count(samples), check_seed(seed)
-        return (self.make_sample(n, d, seed, i, tokenizer) for n in lengths for d in depths for i in range(samples))
 
     def _rng(self, seed, length, depth, index) -> np.random.Generator:
         cfg = self.config()

@@ -14,13 +14,13 @@ every answer position equals the answer token. Records say which (`convention`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from ramba.errors import BadInputError
 from ramba.tasks.assemble import Layout, build_array, make_layout
-from ramba.tasks.base import Sample, check_count, check_depths, check_lengths, check_seed, register_task, rng_for
+from ramba.tasks.base import GridTask, Sample, check_depths, check_lengths, check_seed, register_task, rng_for
 from ramba.tasks.cache import MEMORY_MAX_TOKENS
 from ramba.tasks.haystack import FILLER_KINDS, POOL_SEED, filler_stream
 from ramba.tasks.metrics import check_convention, first_digit_run, teacher_forced_match
@@ -84,7 +84,7 @@ def _passkey_layout(tokenizer: Tokenizer, length: int, depth: float, key: str,
     return layout, tokenizer.encode(answer_text), answer_text
 
 
-class PasskeyTask:
+class PasskeyTask(GridTask):
     """See the module docstring. Instances with other settings are fine for experiments; only the default is
     registered as `passkey`."""
 
@@ -92,8 +92,8 @@ class PasskeyTask:
                  memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
         self.key_digits = _check_digits(key_digits)
-        self.template = int(template)
         self._tpl = _check_template(template)
+        self.template = int(template)
         self.filler = _check_filler(filler)
         self.memory_max_tokens = int(memory_max_tokens)
         self.description = (f"passkey retrieval: a {self.key_digits}-digit key at a given depth of a "
@@ -103,13 +103,6 @@ class PasskeyTask:
         """Everything besides (tokenizer, seed, length, depth, index) that determines a sample's ids."""
         return {"task": "passkey", "version": GENERATOR_VERSION, "key_digits": self.key_digits,
                 "template": self.template, "filler": self.filler, "pool_seed": POOL_SEED}
-
-    def generate(self, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
-                 tokenizer: Tokenizer) -> Iterator[Sample]:
-        """Samples for every (length, depth, index), length outermost. Validates eagerly, builds lazily."""
-        lengths, depths = check_lengths(lengths), check_depths(depths)
-        samples, seed = check_count(samples), check_seed(seed)
-        return (self.make_sample(n, d, seed, i, tokenizer) for n in lengths for d in depths for i in range(samples))
 
     def make_sample(self, length: int, depth: float, seed: int, index: int, tokenizer: Tokenizer) -> Sample:
         length, depth = check_lengths([length])[0], check_depths([depth])[0]
