@@ -162,8 +162,9 @@ def execute(p: Prepared, progress: bool = True, console=None) -> Path:
     _write_config_copy(cfg, out)
     total = len(cfg.lengths) * len(cfg.depths) * cfg.samples
     bar = _progress(progress, console)
+    import torch
     try:
-        with bar:
+        with bar, torch.inference_mode():  # evaluation only: no autograd graph kept alive by any backend
             job = bar.add_task(f"{cfg.task} · {cfg.model}", total=total)
             for sample in p.task.generate(list(cfg.lengths), list(cfg.depths), cfg.samples, cfg.seed,
                                           p.backend.tokenizer):
