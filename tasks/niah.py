@@ -80,13 +80,14 @@ def _draw_distinct(rng, kind: str, n: int, exclude: frozenset = frozenset()) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def _distractors(type_k: str, type_v: str) -> tuple[frozenset, tuple[str, ...]]:
-    """(distractor keys, distractor needle texts) of the "needle" haystack for this key/value type."""
+def _distractors(type_k: str, type_v: str) -> tuple[frozenset, frozenset, tuple[str, ...]]:
+    """(keys, values, needle texts) of the distractors in the "needle" haystack for this key/value type."""
     rng = rng_for("distractors", DISTRACTOR_SEED, type_k, type_v)
     keys = _draw_distinct(rng, type_k, N_DISTRACTORS)
+    values = [_DRAW[type_v](rng) for _ in keys]
     tpl = load_variants()[1]["niah"]["needle"]
-    texts = tuple(tpl.format(type_v=_TYPE_WORD[type_v], key=k, value=_DRAW[type_v](rng)) for k in keys)
-    return frozenset(keys), texts
+    texts = tuple(tpl.format(type_v=_TYPE_WORD[type_v], key=k, value=v) for k, v in zip(keys, values))
+    return frozenset(keys), frozenset(values), texts
 
 
 def _join_queries(queries: Sequence[str]) -> str:
@@ -155,7 +156,7 @@ class NiahTask(_SyntheticTask):
         self.description = (f"RULER NIAH: {self.num_k} {type_k} key(s) x {self.num_v} {type_v} value(s), "
                             f"{self.num_q} queried, {haystack} haystack; string_match_all")
         if haystack == "needle":
-            register_pool(self._filler(), lambda: [*_distractors(self.type_k, self.type_v)[1]])
+            register_pool(self._filler(), lambda: [*_distractors(self.type_k, self.type_v)[2]])
 
     def _filler(self) -> str:
         named = {"noise": "ruler_noise", "essay": "essay"}
@@ -171,9 +172,11 @@ class NiahTask(_SyntheticTask):
         seed, index = check_seed(seed), check_seed(index)
         tpl = load_variants()[1]["niah"]
         rng = self._rng(seed, length, depth, index)
-        exclude = _distractors(self.type_k, self.type_v)[0] if self.haystack == "needle" else frozenset()
-        keys = _draw_distinct(rng, self.type_k, self.num_k, exclude)
-        values = _draw_distinct(rng, self.type_v, self.num_k * self.num_v)
+        # in a haystack of distractor needles, the hidden keys and values must not occur among the distractors
+        no_keys, no_values = (_distractors(self.type_k, self.type_v)[:2] if self.haystack == "needle"
+                              else (frozenset(), frozenset()))
+        keys = _draw_distinct(rng, self.type_k, self.num_k, no_keys)
+        values = _draw_distinct(rng, self.type_v, self.num_k * self.num_v, no_values)
         values = [values[i * self.num_v:(i + 1) * self.num_v] for i in range(self.num_k)]   # [num_k][num_v]
         type_v = _TYPE_WORD[self.type_v]
         # needle 0 = (key 0, value 0) at the requested depth; every other needle at a random depth

@@ -65,7 +65,8 @@ def test_needle_haystack_keeps_query_key_unique(hf_tok):
     for s in task.generate([20_000], [0.0, 0.5, 1.0], 2, 7, ByteTokenizer()):
         text = ByteTokenizer().decode(s.prompt_ids().tolist())
         key = s.meta["queries"][0]
-        assert text.count(f"for {key} is:") == 1      # distractors never reuse the queried key
+        assert text.count(f"for {key} is:") == 1      # distractors never reuse the queried key or its value
+        assert text.count(s.meta["references"][0]) == 1
         assert text.count("One of the special magic numbers for") > 100   # the haystack is distractor needles
 
 
