@@ -108,7 +108,7 @@ RULER_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we g
 
 # ---------------------------------------------------------------- token pools
 
-POOL_SEED = 20250_0001       # fixed: the pool is part of the task definition (recorded in cache keys)
+POOL_SEED = 202500001      # fixed: the pool is part of the task definition (recorded in cache keys)
 N_SENTENCES = 4096
 N_WORDS = 8192
 
@@ -143,20 +143,20 @@ class TokenPool:
         return self.ids[src]
 
 
-_TEXTS: dict[str, Callable[[], list[str]]] = {
-    # " " prefix: each unit is encoded as it appears inside running text (word-initial space).
-    "sentences": lambda: [" " + s for s in pseudo_sentences(N_SENTENCES, POOL_SEED)],
-    "essay": lambda: _essay_units(),
-    "words": lambda: [" " + w for w in pseudo_words(N_WORDS, POOL_SEED + 2)],
-    "ruler_noise": lambda: [" " + RULER_NOISE],
-}
 def _essay_units() -> list[str]:
-    """Longer sentences; about one in six opens a paragraph ("\n\n"), so the haystack reads as prose in
+    """Longer sentences; about one in six opens a paragraph (a blank line before it), so the haystack reads as prose in
     paragraphs (RULER uses Paul Graham essays; we generate, never download)."""
     sents = pseudo_sentences(N_SENTENCES, POOL_SEED + 1, max_clauses=4)
     return [("\n\n" if i % 6 == 0 else " ") + s for i, s in enumerate(sents)]
 
 
+_TEXTS: dict[str, Callable[[], list[str]]] = {
+    # " " prefix: each unit is encoded as it appears inside running text (word-initial space).
+    "sentences": lambda: [" " + s for s in pseudo_sentences(N_SENTENCES, POOL_SEED)],
+    "essay": _essay_units,
+    "words": lambda: [" " + w for w in pseudo_words(N_WORDS, POOL_SEED + 2)],
+    "ruler_noise": lambda: [" " + RULER_NOISE],
+}
 _text_cache: dict[str, list[str]] = {}
 _pool_cache: dict[tuple[str, str], TokenPool] = {}
 _lock = threading.Lock()
