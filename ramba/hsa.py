@@ -66,25 +66,39 @@ def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, c
     return out_idx, out_score
 
 
+def rescore(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Differentiable scores <r_t, l_c> / sqrt(dr) of the selected chunks, -inf on invalid (-1) slots.
+
+    r [B, T, Hkv, dr]; landmarks [B, C, Hkv, dr]; indices [B, T, Hkv, K] -> [B, T, Hkv, K] fp32. Used in
+    training so the gradient to W_r / landmarks never depends on whether the select op is differentiable.
+    The gather goes through a flat [B*Hkv*C, dr] table so its backward stays O(C), not O(T*C).
+    """
+    B, T, H, dr = r.shape
+    C = landmarks.shape[1]
+    valid = indices >= 0
+    if C == 0:
+        return torch.full(indices.shape, float("-inf"), device=r.device)
+    table = landmarks.float().permute(0, 2, 1, 3).reshape(B * H * C, dr)           # [B*H*C, dr]
+    base = (torch.arange(B, device=r.device)[:, None] * H + torch.arange(H, device=r.device)[None, :]) * C
+    flat = base[:, None, :, None] + indices.clamp(min=0)                          # [B, T, H, K] int64
+    g = table[flat]                                                               # [B, T, H, K, dr]
+    s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)
+    return s.masked_fill(~valid, float("-inf"))
+
+
 def scores_for_indices(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor, chunk_size: int,
                        q_offset: int = 0):
     """Forced selection (oracle control): scores of given chunk ids, invisible/-1 slots made invalid and the
     slots re-sorted most recent first. r [B, T, Hkv, dr]; indices [B, T, Hkv, K] -> (indices, scores)."""
-    B, T, H, dr = r.shape
+    T = r.shape[1]
     C = landmarks.shape[1]
     pos = q_offset + torch.arange(T, device=r.device, dtype=torch.int64)
     n_vis = visible_chunk_count(pos, chunk_size)[None, :, None, None]
-    idx = indices.to(torch.int64)
+    idx = indices.to(device=r.device, dtype=torch.int64)
     valid = (idx >= 0) & (idx < n_vis) & (idx < C)
     idx = torch.where(valid, idx, torch.full_like(idx, -1))
-    safe = idx.clamp(min=0)                                                       # [B, T, H, K]
-    lm = landmarks.float().permute(0, 2, 1, 3)                                    # [B, H, C, dr]
-    g = torch.gather(lm[:, None].expand(B, T, H, C, dr), 3,
-                     safe[..., None].expand(B, T, H, safe.shape[-1], dr))         # [B, T, H, K, dr]
-    s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)
-    s = s.masked_fill(~valid, float("-inf"))
-    order = idx.argsort(dim=-1, descending=True)
-    return idx.gather(-1, order), s.gather(-1, order)
+    idx = idx.sort(dim=-1, descending=True).values                                # recency order
+    return idx, rescore(r, landmarks, idx)
 
 
 class Retrieval(nn.Module):

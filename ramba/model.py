@@ -15,7 +15,7 @@ from ramba.attention import AttentionMixer
 from ramba.config import RambaConfig
 from ramba.encoder import ChunkEncoder
 from ramba.errors import BadInputError
-from ramba.hsa import HSALayer, Retrieval, scores_for_indices
+from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.mamba2 import Mamba2Mixer
 from ramba.ops import get_ops, resolve_backend
@@ -259,6 +259,8 @@ class RambaModel(nn.Module):
             else:
                 select = ops.select_chunks_decode if one else ops.select_chunks
                 indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
+                if torch.is_grad_enabled() and (r.requires_grad or lmk.requires_grad):
+                    scores = rescore(r, lmk, indices)      # gradient path independent of the select op
             scores = self.retrieval.biased(scores)
             weights = ops.chunk_weights(scores, cfg.fusion)                    # [B, T', Hkv, K] fp32
             attend = ops.hsa_attend_decode if one else ops.hsa_attend
