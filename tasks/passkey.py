@@ -49,11 +49,14 @@ PASSKEY_TEMPLATES: tuple[PasskeyTemplate, ...] = (
 TRAINING_FILLERS = ("sentences", "noise", "zipf")
 
 
-def make_key(rng: np.random.Generator, digits: int) -> str:
-    """`digits` random decimal digits, the first non-zero (so int(key) has the same number of digits)."""
-    first = int(rng.integers(1, 10))
-    rest = rng.integers(0, 10, size=digits - 1)
-    return str(first) + "".join(map(str, rest.tolist()))
+KEY_ALPHABETS = {"digits": "0123456789", "letters": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "hex": "0123456789abcdef"}
+
+
+def make_key(rng: np.random.Generator, digits: int, kind: str = "digits") -> str:
+    """`digits` random symbols of the `kind` alphabet; a digit key starts non-zero (int(key) keeps its length)."""
+    alphabet = KEY_ALPHABETS[kind]
+    first = alphabet[int(rng.integers(1 if kind == "digits" else 0, len(alphabet)))]
+    return first + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=digits - 1).tolist())
 
 
 def _check_template(template: int) -> PasskeyTemplate:
@@ -149,12 +152,14 @@ def _achieved(needle_pos: int, layout: Layout) -> float:
 
 
 def passkey_row(rng: np.random.Generator, length: int, depth: float | None, tokenizer: Tokenizer,
-                key_digits: int = 5, filler: str = "sentences", template: int = 0) -> tuple[np.ndarray, int]:
+                key_digits: int = 5, filler: str = "sentences", template: int = 0,
+                key_kind: str = "digits") -> tuple[np.ndarray, int]:
     """One training row, in memory: (ids int64 [length + answer tokens], answer_start = length).
 
     ids[:length] is a passkey prompt of exactly `length` tokens (needle at `depth`, or at a depth drawn from
     `rng` when None), ids[length:] the answer. filler in ("sentences", "noise", "zipf"); template indexes
-    PASSKEY_TEMPLATES. All randomness comes from `rng`.
+    PASSKEY_TEMPLATES; key_kind in KEY_ALPHABETS ("digits", "letters", "hex"), key_digits symbols long.
+    All randomness comes from `rng`.
     """
     if not isinstance(rng, np.random.Generator):
         raise BadInputError(f"passkey_row needs a numpy Generator (np.random.default_rng(seed)), "
@@ -162,7 +167,9 @@ def passkey_row(rng: np.random.Generator, length: int, depth: float | None, toke
     length = check_lengths([length])[0]
     depth = float(rng.random()) if depth is None else check_depths([depth])[0]
     tpl = _check_template(template)
-    key = make_key(rng, _check_digits(key_digits))
+    if key_kind not in KEY_ALPHABETS:
+        raise BadInputError(f"unknown key_kind {key_kind!r}: use one of {', '.join(KEY_ALPHABETS)}")
+    key = make_key(rng, _check_digits(key_digits), key_kind)
     layout, answer_ids, _ = _passkey_layout(tokenizer, length, depth, key, tpl)
     prompt = build_array(layout, filler_stream(_check_filler(filler, TRAINING_FILLERS), tokenizer, rng))
     ids = np.empty(length + len(answer_ids), dtype=np.int64)

@@ -164,6 +164,17 @@ def test_passkey_row(filler, hf_tok):
         passkey_row(np.random.default_rng(0), 20, 0.5, ByteTokenizer())
 
 
+@pytest.mark.parametrize("kind", ["letters", "hex"])
+def test_passkey_row_key_kinds(kind, hf_tok):
+    from ramba.tasks.passkey import KEY_ALPHABETS
+    for tok in (ByteTokenizer(), hf_tok):
+        ids, start = passkey_row(np.random.default_rng(len(kind)), 800, 0.3, tok, key_digits=6, key_kind=kind)
+        key = tok.decode(ids[start:].tolist()).strip()
+        assert len(key) == 6 and set(key) <= set(KEY_ALPHABETS[kind]) and key in tok.decode(ids[:start].tolist())
+    with pytest.raises(BadInputError, match="key_kind"):
+        passkey_row(np.random.default_rng(0), 800, 0.3, ByteTokenizer(), key_kind="emoji")
+
+
 def test_fillers_differ():
     tok = ByteTokenizer()
     rows = {f: passkey_row(np.random.default_rng(4), 2000, 0.5, tok, filler=f)[0]
