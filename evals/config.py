@@ -67,9 +67,11 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        model = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.model.replace(":", "-").rstrip("/").split("/")[-1])
-        backend = self.model.split(":", 1)[0]
-        tag = backend if model == backend else f"{backend}-{model}"
+        """<task>-<backend>[-<model folder or preset>]-<config hash>, e.g. passkey-ramba-ramba-tiny-3f2a..."""
+        backend, _, ident = self.model.partition(":")
+        tag = backend
+        if ident:
+            tag += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", ident.rstrip("/").split("/")[-1])
         return f"{self.task}-{tag}-{self.config_hash()}"
 
     def out_dir(self) -> Path:

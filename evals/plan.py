@@ -61,6 +61,28 @@ def _hf_state(cfg_json: dict, length: int, bytes_per: int) -> int | None:
     return 2 * layers * kv * hd * bytes_per * length
 
 
+def _ramba_state(c: dict, length: int, bytes_per: int) -> int | None:
+    """Chunk memory, the part of RAMba's state that grows with length: K and V (kv heads x head dim) per token
+    plus one landmark (retrieval_dim) per chunk. Growable buffers may hold up to 2x this (capacity doubling);
+    the fixed-size Mamba2 states are left out."""
+    c = c.get("config", c)
+    try:
+        if c.get("arch", "ramba") not in ("ramba", "swa-hsa"):
+            return None
+        per_token = 2 * c["hsa_kv_heads"] * c["hsa_head_dim"] + c["retrieval_dim"] / c["chunk_size"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    return int(per_token * bytes_per * length)
+
+
+def _ramba_preset(name: str) -> dict | None:
+    try:
+        from ramba.config import RambaConfig
+        return RambaConfig.from_preset(name).to_dict()
+    except Exception:  # not a preset: the run itself will say what is wrong with the spec
+        return None
+
+
 def estimate(cfg: RunConfig) -> Plan:
     backend, model_id = parse_model_spec(cfg.model)
     cells = len(cfg.depths) * cfg.samples
@@ -84,12 +106,19 @@ def estimate(cfg: RunConfig) -> Plan:
             cj = {}
         if backend == "hf":
             plan.state_bytes_at_max = _hf_state(cj, max_len, bytes_per)
+        elif backend == "ramba":
+            plan.state_bytes_at_max = _ramba_state(cj, max_len, bytes_per)
+            plan.notes.append("ramba state = chunk memory (K/V + landmarks) at fp32 on cpu / bf16 on gpu; "
+                              "buffers may reserve up to 2x")
         else:
             plan.notes.append(f"{backend} state size is not estimated here; it is measured per sample (state_bytes)")
     elif backend == "hf" and model_id and Path(model_id) == tiny_hf_dir():
         plan.weights_bytes = TINY_HF_WEIGHT_BYTES
         plan.state_bytes_at_max = _hf_state(TINY_HF_CONFIG, max_len, bytes_per)
         plan.notes.append("the default tiny hf model is built on first use")
+    elif backend == "ramba" and model_id and _ramba_preset(model_id) is not None:
+        plan.state_bytes_at_max = _ramba_state(_ramba_preset(model_id), max_len, bytes_per)
+        plan.notes.append(f"preset {model_id!r} is random init; its weights are not estimated here")
     else:
         plan.notes.append(f"model {model_id!r} is not a local folder; memory is measured per sample when run")
     plan.notes.append(f"prompts are fed {cfg.segment} tokens per segment; disk counts every prompt cached as int32")

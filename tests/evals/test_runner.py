@@ -119,3 +119,13 @@ def test_ctrl_c_leaves_a_valid_folder(tmp_path):
     raw = (out / "records.jsonl").read_bytes()
     assert raw.endswith(b"\n") and all(json.loads(l) for l in raw.splitlines())
     assert len(_rows(out)) % 2 == 0  # both conventions of a sample are written together
+
+
+def test_ramba_backend_through_the_runner(tmp_path):
+    """The runner drives the model engineer's RambaBackend (random `tiny` preset) end to end."""
+    out = run(RunConfig(model="ramba:tiny", lengths="300", depths="0.5", samples=1, device="cpu", segment=128,
+                        out=str(tmp_path / "r")), progress=False)
+    rows = _rows(out)
+    assert [r["convention"] for r in rows] == ["generated", "teacher_forced"]
+    assert rows[0]["achieved_length"] == 300 and rows[0]["state_bytes"] > 0
+    assert len(rows[0]["prediction_ids"]) == len(rows[0]["answer_ids"])
