@@ -100,11 +100,21 @@ def _meta(p: Prepared, status: str, previous: dict | None) -> dict:
         "backend": {"name": be.name, "model_id": be.model_id, "tokenizer": be.tokenizer.name,
                     "tokenizer_fingerprint": be.tokenizer.fingerprint(),
                     **(be.meta() if callable(getattr(be, "meta", None)) else {})},
+        "model_config": _model_config(be),
         "conventions": list(CONVENTIONS),
         "scoring": "one prefill per sample; teacher-forced = argmax matches the answer at every position; "
                    "generated = greedy decode of len(answer) tokens scored by the task",
     }
     return meta
+
+
+def _model_config(be) -> dict | None:
+    """The architecture as the backend loaded it (RambaConfig incl. mamba_segment, or an HF config)."""
+    model = getattr(be, "model", None)
+    for cfg in (getattr(model, "cfg", None), getattr(model, "config", None)):
+        if cfg is not None and callable(getattr(cfg, "to_dict", None)):
+            return cfg.to_dict()
+    return None
 
 
 def _score(task, sample, prediction, convention: str) -> tuple[bool, float]:

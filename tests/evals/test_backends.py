@@ -77,3 +77,11 @@ def test_hf_bad_folder(tmp_path):
         load_backend("hf", str(tmp_path), "cpu")
     with pytest.raises(BadInputError, match="local model folder"):
         load_backend("hf", None, "cpu")
+
+
+def test_hf_remote_code_needs_explicit_trust(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "customx", "auto_map": {"AutoConfig": "cfg.C", "AutoModelForCausalLM": "mdl.M"}}')
+    (tmp_path / "cfg.py").write_text("raise SystemExit('remote code ran')\n")  # must never be imported
+    with pytest.raises(BadInputError, match="--trust-remote-code"):
+        load_backend("hf", str(tmp_path), "cpu", tokenizer="byte")

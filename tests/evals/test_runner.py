@@ -129,3 +129,4 @@ def test_ramba_backend_through_the_runner(tmp_path):
     assert [r["convention"] for r in rows] == ["generated", "teacher_forced"]
     assert rows[0]["achieved_length"] == 300 and rows[0]["state_bytes"] > 0
     assert len(rows[0]["prediction_ids"]) == len(rows[0]["answer_ids"])
+    assert "mamba_segment" in read_meta(out)["model_config"]  # reset-aligned inference is recorded
