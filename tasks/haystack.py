@@ -238,7 +238,8 @@ class UnitStream:
 
     Blocks grow geometrically (first ~4K tokens, up to ~256K tokens) so short prompts stay cheap and long ones
     amortise the numpy calls. The unit count of each block depends only on the pool, never on how the caller
-    slices the stream, so the same RNG always gives the same tokens.
+    slices the stream, so the same RNG always gives the same tokens. Changing the block sizes changes every
+    sample's ids: bump the tasks' GENERATOR_VERSION with it (it is part of the cache key).
     """
 
     MIN_BLOCK_TOKENS = 4096
