@@ -85,6 +85,7 @@ class HFBackend(LoglikelihoodMixin):
         except OSError as e:
             raise CheckpointError(f"cannot load weights from {str(path)!r}: {' '.join(str(e).split())[:300]}") from None
         self.model.to(device).eval()
+        self._keep_ok = True
         if self.tokenizer.vocab_size > self.model.config.vocab_size:
             raise BadInputError(f"tokenizer {self.tokenizer.name} has {self.tokenizer.vocab_size} ids but the model "
                                 f"only {self.model.config.vocab_size}; pass the model's own --tokenizer")
@@ -96,8 +97,15 @@ class HFBackend(LoglikelihoodMixin):
     def _forward(self, ids) -> "torch.Tensor":
         import torch
         x = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)[None]  # [1, T']
+        kw = {"logits_to_keep": 1} if self._keep_ok else {}  # only the last position's logits: O(V), not O(T'V)
         with torch.inference_mode():
-            out = self.model(input_ids=x, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+            try:
+                out = self.model(input_ids=x, past_key_values=self._cache, use_cache=True, **kw)
+            except TypeError as e:
+                if not kw or "logits_to_keep" not in str(e):
+                    raise
+                self._keep_ok = False  # remote-code models may not know the argument
+                out = self.model(input_ids=x, past_key_values=self._cache, use_cache=True)
         self._cache = out.past_key_values
         return out.logits[0, -1].float()  # [V]
 

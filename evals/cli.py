@@ -124,6 +124,11 @@ def models():
         typer.echo(f"  ramba:{c}")
     if not ckpts:
         typer.echo("  (none shipped yet under checkpoints/)")
+    try:
+        from ramba.config import PRESETS
+        typer.echo("presets (random init): " + ", ".join(f"ramba:{p}" for p in PRESETS))
+    except ImportError:
+        pass
     tiny = defaults.tiny_hf_dir()
     typer.echo(f"  hf:{tiny}   tiny random Llama, byte vocab ({'built' if tiny.exists() else 'built on first use'})")
     typer.echo(f"default model: {defaults.default_model()}")
