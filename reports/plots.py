@@ -33,9 +33,12 @@ def _save(fig, path: Path) -> Path:
 def accuracy_vs_length(acc: pd.DataFrame, path: Path, title: str) -> Path:
     """acc: accuracy_table(by=[convention, length]); error bars are the 95% Wilson intervals."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for conv, g in acc.groupby("convention"):
+    groups = list(acc.groupby("convention"))
+    for i, (conv, g) in enumerate(groups):
         yerr = np.clip(np.vstack([g["acc"] - g["lo"], g["hi"] - g["acc"]]), 0, None)
-        ax.errorbar(g["length"], g["acc"], yerr=yerr, marker="o", capsize=4, label=conv, color=_COLORS.get(conv))
+        shift = 1.0 + 0.04 * (i - (len(groups) - 1) / 2)  # side by side on the log axis, so equal curves stay visible
+        ax.errorbar(g["length"] * shift, g["acc"], yerr=yerr, marker="o", capsize=4, label=conv,
+                    color=_COLORS.get(conv))
     _length_axis(ax, sorted(acc["length"].unique()))
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("accuracy (95% Wilson CI)")
