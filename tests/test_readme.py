@@ -31,3 +31,17 @@ def test_documented_commands_exist():
     cli_section = (ROOT / "README.md").read_text().split("## CLI")[1].split("\n## ")[0]
     documented = set(re.findall(r"^ramba-eval ([a-z-]+)", cli_section, flags=re.M))
     assert documented and documented <= names, documented - names
+
+
+def test_ci_fails_when_pytest_collects_nothing(tmp_path):
+    """.ci/run's own logic, with the install stubbed out and pytest pointed at an empty folder (exit 5)."""
+    import subprocess
+    ci = (ROOT / ".ci" / "run").read_text()
+    install = re.search(r"^INSTALL=.*$", ci, flags=re.M).group(0)
+    test = re.search(r"^TEST=.*$", ci, flags=re.M).group(0)
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / "empty").mkdir()
+    script = ci.replace(install, "INSTALL='true'").replace(test, "TEST='python -m pytest -q -p no:cacheprovider empty'")
+    (tmp_path / ".ci" / "run").write_text(script)
+    r = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "collected no tests" in r.stderr, (r.returncode, r.stderr)
