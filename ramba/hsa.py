@@ -14,6 +14,8 @@ from ramba.config import RambaConfig
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.kernels.hsa.reference import visible_chunk_count
 
+# RMSNorm eps of the retrieval and HSA pre-norms (the authors' value, so converted weights behave the same)
+HSA_NORM_EPS = 1e-6
 # Upper bound on score-matrix elements per block (queries x landmarks x groups x batch): 16M fp32 = 64 MiB.
 MAX_SCORE_ELEMS = 1 << 24
 
@@ -107,7 +109,7 @@ class Retrieval(nn.Module):
     def __init__(self, cfg: RambaConfig):
         super().__init__()
         self.cfg = cfg
-        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.norm = RMSNorm(cfg.d_model, HSA_NORM_EPS)
         self.r_proj = nn.Linear(cfg.d_model, cfg.retrieval_dim, bias=False)
         # training-notes item 3: with stick-breaking a positive start keeps sigmoid(s) away from 0
         self.score_bias = nn.Parameter(torch.full((cfg.hsa_kv_heads,), float(cfg.score_bias)))
@@ -128,7 +130,7 @@ class HSALayer(nn.Module):
     def __init__(self, cfg: RambaConfig, with_mlp: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.norm = RMSNorm(cfg.d_model, HSA_NORM_EPS)
         self.q_proj = nn.Linear(cfg.d_model, cfg.hsa_heads * cfg.hsa_head_dim, bias=False)
         self.o_proj = nn.Linear(cfg.hsa_heads * cfg.hsa_head_dim, cfg.d_model, bias=False)
         if with_mlp:
