@@ -19,6 +19,7 @@ class AttendConfig:
     num_warps: int
     num_stages: int
     unroll: int       # unroll factor of the loop over the K slots (independent chunk loads in flight)
+    spi: int = 1      # forward only: slots gathered per step (their chunks side by side in one wider tile)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def attend_config(G: int, S: int, d: int, max_cols: int = 128) -> AttendConfig:
     num_warps = 4 if rows * max(d_pad, block_t * s_pad) <= 64 * 128 else 8
     num_stages = 1 if d_pad <= 64 else 2
     return AttendConfig(_override("BLOCK_T", block_t), g_rows, _override("WARPS", num_warps),
-                        _override("STAGES", num_stages), _override("UNROLL", 1))
+                        _override("STAGES", num_stages), _override("UNROLL", 1), _override("SPI", 1))
 
 
 def dkdv_config(G: int, S: int, d: int) -> DkdvConfig:

@@ -122,8 +122,9 @@ def run_tune(rows, args):
     for shape in ("A", "B"):
         q, k, v, idx, w = hsa_inputs(shape, L, "uniform")
         S = SHAPES[shape]["S"]
-        for warps, stages, unroll in [(2, 1, 1), (4, 1, 1), (4, 2, 1), (4, 1, 2), (4, 1, 8), (4, 2, 2), (2, 1, 8)]:
-            env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages, RAMBA_HSA_UNROLL=unroll)
+        for warps, stages, unroll, spi in [(4, 1, 1, 1), (2, 1, 1, 1), (4, 2, 1, 1), (4, 1, 2, 1), (4, 1, 8, 1),
+                                           (4, 1, 1, 2), (4, 2, 1, 2), (8, 1, 1, 2), (4, 1, 1, 4), (8, 2, 1, 4)]:
+            env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages, RAMBA_HSA_UNROLL=unroll, RAMBA_HSA_SPI=spi)
             _tune_one(rows, "attend_fwd", env, lambda: hsa_attend(q, k, v, idx, w, S), shape=shape, L=L)
         o, lse = hsa_forward(q, k, v, idx, w, S)
         do = torch.randn_like(o)

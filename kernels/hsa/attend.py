@@ -34,33 +34,43 @@ def _hsa_fwd_kernel(
     sqb, sqt, sqh, skb, skt, skh, svb, svt, svh, sib, sit, sih, swb, swt, swh, sob, sot, soh, slb, slt, slh,
     # meta
     G: tl.constexpr, G_ROWS: tl.constexpr, BLOCK_T: tl.constexpr, S: tl.constexpr, S_PAD: tl.constexpr,
-    D: tl.constexpr, D_PAD: tl.constexpr, KSLOTS: tl.constexpr, HAS_SM_N: tl.constexpr,
+    D: tl.constexpr, D_PAD: tl.constexpr, KSLOTS: tl.constexpr, SPI: tl.constexpr, HAS_SM_N: tl.constexpr,
     STORE_LSE: tl.constexpr, DOT_PREC: tl.constexpr, UNROLL: tl.constexpr,
 ):
+    # Tile: M rows = BLOCK_T tokens x G_ROWS heads; N columns = NG groups of S_PAD keys, one group per
+    # (token, slot of this step): SPI slots are gathered per step, so their chunk loads are in flight together.
     M: tl.constexpr = BLOCK_T * G_ROWS
-    N: tl.constexpr = BLOCK_T * S_PAD
+    NG: tl.constexpr = BLOCK_T * SPI
+    N: tl.constexpr = NG * S_PAD
     pid_bh = tl.program_id(1)
     b = (pid_bh // Hkv).to(tl.int64)
     h = (pid_bh % Hkv).to(tl.int64)
     t0 = tl.program_id(0).to(tl.int64) * BLOCK_T
 
     rows = tl.arange(0, M)
-    row_t = t0 + rows // G_ROWS                       # [M] token of each tile row
+    row_tl = rows // G_ROWS                           # [M] token of each row, local to the tile
+    row_t = t0 + row_tl
     row_g = rows % G_ROWS
     row_ok = (row_t < T) & (row_g < G)
     row_head = h * G + row_g
     cols = tl.arange(0, N)
-    col_t = t0 + cols // S_PAD                        # [N] token whose chunk fills this column
+    col_grp = cols // S_PAD                           # [N] column group
+    col_t = t0 + col_grp // SPI                       # token whose chunk fills this column
+    col_sub = col_grp % SPI                           # which of the step's slots
     col_j = cols % S_PAD                              # key position inside the chunk
-    same_tok = (rows // G_ROWS)[:, None] == (cols // S_PAD)[None, :]   # [M, N] block-diagonal
+    same_tok = row_tl[:, None] == (col_grp // SPI)[None, :]            # [M, N] block-diagonal
+    grp = tl.arange(0, NG)
+    own = row_tl[:, None] == (grp // SPI)[None, :]                      # [M, NG] groups of the row's token
     dd = tl.arange(0, D_PAD)
     d_ok = dd < D
 
     q = tl.load(q_ptr + b * sqb + row_t[:, None] * sqt + row_head[:, None] * sqh + dd[None, :],
                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)          # [M, D]
     acc = tl.zeros([M, D_PAD], dtype=tl.float32)
-    for kk in tl.range(0, KSLOTS, loop_unroll_factor=UNROLL):
-        cidx = tl.load(idx_ptr + b * sib + col_t * sit + h * sih + kk, mask=col_t < T, other=-1).to(tl.int64)
+    for k0 in tl.range(0, KSLOTS, SPI, loop_unroll_factor=UNROLL):
+        col_k = k0 + col_sub
+        cidx = tl.load(idx_ptr + b * sib + col_t * sit + h * sih + col_k, mask=(col_t < T) & (col_k < KSLOTS),
+                       other=-1).to(tl.int64)
         col_ok = (cidx >= 0) & (cidx < C) & (col_j < S)
         krow = cidx * S + col_j                                            # [N] int64 key row in K/V
         kt = tl.load(k_ptr + b * skb + krow[:, None] * skt + h * skh + dd[None, :],
@@ -69,23 +79,29 @@ def _hsa_fwd_kernel(
                      mask=col_ok[:, None] & d_ok[None, :], other=0.0)     # [N, D]
         s = tl.dot(q, tl.trans(kt), input_precision=DOT_PREC) * qk_scale  # [M, N] log2 units
         s = tl.where(same_tok & col_ok[None, :], s, float("-inf"))
-        m = tl.max(s, 1)
+        s3 = tl.reshape(s, (M, NG, S_PAD))
+        m = tl.max(s3, 2)                                                  # [M, NG] per-chunk max
         if HAS_SM_N:
             m = tl.maximum(m, 0.0)                    # keeps sm_n * exp2(-m) finite; softmax unchanged
         m = tl.where(m == float("-inf"), 0.0, m)      # invalid slot: every score masked
-        p = tl.exp2(s - m[:, None])
-        l = tl.sum(p, 1)
+        p3 = tl.exp2(s3 - m[:, :, None])
+        l = tl.sum(p3, 2)                                                  # [M, NG]
         if HAS_SM_N:
             l += sm_n * tl.exp2(-m)
-        ridx = tl.load(idx_ptr + b * sib + row_t * sit + h * sih + kk, mask=row_ok, other=-1)
-        rw = tl.load(w_ptr + b * swb + row_t * swt + h * swh + kk, mask=row_ok, other=0.0)
-        rvalid = (ridx >= 0) & (ridx < C)
+        grp_k = k0 + grp % SPI
+        rmask = row_ok[:, None] & own & (grp_k < KSLOTS)[None, :]
+        roff = b * sib + row_t[:, None] * sit + h * sih + grp_k[None, :]
+        ridx = tl.load(idx_ptr + roff, mask=rmask, other=-1)               # [M, NG] the row's own slots
+        rw = tl.load(w_ptr + b * swb + row_t[:, None] * swt + h * swh + grp_k[None, :], mask=rmask, other=0.0)
+        rvalid = rmask & (ridx >= 0) & (ridx < C)
         l_safe = tl.where(l > 0, l, 1.0)
-        coef = tl.where(rvalid, rw / l_safe, 0.0)     # w_k / softmax denominator, per row
-        acc = tl.dot((p * coef[:, None]).to(vt.dtype), vt, acc, input_precision=DOT_PREC)
+        coef = tl.where(rvalid, rw / l_safe, 0.0)     # w_k / softmax denominator, per (row, chunk)
+        p = tl.reshape(p3 * coef[:, :, None], (M, N))
+        acc = tl.dot(p.to(vt.dtype), vt, acc, input_precision=DOT_PREC)
         if STORE_LSE:
             lse = tl.where(rvalid, m + tl.log2(l_safe), 0.0)
-            tl.store(lse_ptr + b * slb + row_t * slt + row_head * slh + kk, lse, mask=row_ok)
+            tl.store(lse_ptr + b * slb + row_t[:, None] * slt + row_head[:, None] * slh + grp_k[None, :], lse,
+                     mask=rmask)
     tl.store(o_ptr + b * sob + row_t[:, None] * sot + row_head[:, None] * soh + dd[None, :],
              acc.to(o_ptr.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
 
@@ -247,7 +263,8 @@ def hsa_forward(q, k, v, indices, weights, chunk_size, sm_n=0.0, sm_scale=None, 
         *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(o),
         *(_strides(lse) if store_lse else (0, 0, 0)),
         G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype), UNROLL=cfg.unroll,
+        KSLOTS=K, SPI=cfg.spi, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype),
+        UNROLL=cfg.unroll,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return o, (lse if store_lse else None)
