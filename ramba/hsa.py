@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ramba.config import RambaConfig
 from ramba.layers import RMSNorm, SwiGLU
+from ramba.kernels.hsa.reference import hsa_attend as _ref_attend
 from ramba.kernels.hsa.reference import visible_chunk_count
 
 # RMSNorm eps of the retrieval and HSA pre-norms (the authors' value, so converted weights behave the same)
@@ -66,6 +67,25 @@ def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, c
         out_idx[:, t0:t0 + t, :, :bi.shape[-1]] = bi
         out_score[:, t0:t0 + t, :, :bs.shape[-1]] = bs
     return out_idx, out_score
+
+
+def hsa_attend_gathered(q, k, v, indices, weights, chunk_size: int, sm_n: float = 0.0, sm_scale=None):
+    """ramba.kernels.hsa.reference.hsa_attend on only the chunks some query selected (same contract, same
+    result): the reference converts and permutes the whole K/V memory per call, which would be O(memory) per
+    decode step at millions of tokens; here the selected chunks are gathered first and re-indexed.
+    """
+    B, Tkv, Hkv, d = k.shape
+    S = chunk_size
+    valid = indices >= 0
+    if Tkv == 0 or not bool(valid.any()):
+        return torch.zeros_like(q)
+    uniq = torch.unique(indices[valid])                                           # [n] sorted chunk ids
+    local = torch.searchsorted(uniq, indices.clamp(min=0))                       # [B, T, Hkv, K]
+    local = torch.where(valid, local, torch.full_like(local, -1))
+    C = Tkv // S
+    k_sel = k.view(B, C, S, Hkv, d).index_select(1, uniq).reshape(B, -1, Hkv, d)  # [B, n*S, Hkv, d]
+    v_sel = v.view(B, C, S, Hkv, d).index_select(1, uniq).reshape(B, -1, Hkv, d)
+    return _ref_attend(q, k_sel, v_sel, local, weights, S, sm_n=sm_n, sm_scale=sm_scale)
 
 
 def rescore(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,10 @@ class OpTable:
 
 
 def _reference_table() -> OpTable:
-    from ramba.hsa import select_chunks_bounded  # memory-bounded form of ref.select_chunks (same results)
-    return OpTable("reference", select_chunks_bounded, ref.chunk_weights, ref.hsa_attend,
-                   select_chunks_bounded, ref.hsa_attend)
+    # memory-bounded forms of the reference ops (same results, tested against them)
+    from ramba.hsa import hsa_attend_gathered, select_chunks_bounded
+    return OpTable("reference", select_chunks_bounded, ref.chunk_weights, hsa_attend_gathered,
+                   select_chunks_bounded, hsa_attend_gathered)
 
 
 def _load(target: str):

@@ -122,3 +122,25 @@ def test_forced_indices_replace_selection(ids):
     assert torch.all(idx[:, :2 * S] == -1)
     assert torch.all(idx[:, 2 * S:, :, 0] == 1) and torch.all(idx[:, 2 * S:, :, 1] == 0)   # recency order
     assert torch.all(aux["weights"][:, 2 * S:, :, :2] > 0)
+
+
+def test_gathered_attend_equals_reference_with_gradients():
+    from ramba.hsa import hsa_attend_gathered
+    g = torch.Generator().manual_seed(11)
+    B, T, Hq, Hkv, d, S, C, K = 2, 9, 4, 2, 8, 16, 12, 3
+    q = torch.randn(B, T, Hq, d, generator=g, requires_grad=True)
+    k = torch.randn(B, C * S, Hkv, d, generator=g, requires_grad=True)
+    v = torch.randn(B, C * S, Hkv, d, generator=g, requires_grad=True)
+    idx = torch.randint(0, C, (B, T, Hkv, K), generator=g)
+    idx[0, 0] = -1                                                     # invalid slots
+    idx[1, 3, :, 1:] = -1
+    w = torch.rand(B, T, Hkv, K, generator=g, requires_grad=True)
+    do = torch.randn(B, T, Hq, d, generator=g)
+    outs, grads = [], []
+    for fn in (ref.hsa_attend, hsa_attend_gathered):
+        o = fn(q, k, v, idx, w, S, sm_n=1.0)
+        outs.append(o)
+        grads.append(torch.autograd.grad(o, (q, k, v, w), do))
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
