@@ -37,7 +37,7 @@ def check_out_dir(cfg: RunConfig) -> Path:
     out = cfg.out_dir()
     if out.exists() and not out.is_dir():
         raise BadInputError(f"output path {str(out)!r} is a file; pass a folder to --out")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(f.name != ".lock" for f in out.iterdir()):
         meta = read_meta(out)
         if meta is None:
             raise BadInputError(f"output folder {str(out)!r} is not empty and holds no ramba-eval run; "
@@ -161,18 +161,24 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...]) -> list[SampleRe
 
 
 def execute(p: Prepared, progress: bool = True, console=None) -> Path:
-    cfg, out = p.cfg, p.out_dir
+    out = p.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    with _lock(out):  # one writer per folder; the lock goes with the file
+        _execute_locked(p, progress, console)
+    return out
+
+
+def _execute_locked(p: Prepared, progress: bool, console) -> None:
+    import torch
+    cfg, out = p.cfg, p.out_dir
     records_path = out / RECORDS_FILE
     done: dict[str, set] = {}
     for row in read_records(records_path, repair=True):  # repair: drop a torn last line from a killed run
         done.setdefault(row["sample_id"], set()).add(row["convention"])
-    previous = read_meta(out)
-    write_meta(out, _meta(p, "running", previous))
+    write_meta(out, _meta(p, "running", read_meta(out)))
     _write_config_copy(cfg, out)
     total = len(cfg.lengths) * len(cfg.depths) * cfg.samples
     bar = _progress(progress, console)
-    import torch
     try:
         with bar, torch.inference_mode():  # evaluation only: no autograd graph kept alive by any backend
             job = bar.add_task(f"{cfg.task} · {cfg.model}", total=total)
@@ -188,7 +194,18 @@ def execute(p: Prepared, progress: bool = True, console=None) -> Path:
         raise RunInterrupted(f"interrupted; finished samples are saved in {out} and rerunning the same "
                              "command resumes the run") from None
     write_meta(out, _meta(p, "complete", read_meta(out)))
-    return out
+
+
+def _lock(out: Path):
+    """One writer per results folder: a second concurrent run would append duplicate rows."""
+    import fcntl
+    f = open(out / ".lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise BadInputError(f"another ramba-eval run is writing to {out}; wait for it or pick another --out") from None
+    return f
 
 
 def _write_config_copy(cfg: RunConfig, out: Path) -> None:

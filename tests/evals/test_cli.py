@@ -108,19 +108,12 @@ def _dry_run_64m():
     return r.stdout, time.perf_counter() - t0
 
 
-def test_dry_run_64m_is_fast():
-    """The plan for 64M prints in < 5 s (fresh interpreter, 2 cores) without transformers or matplotlib."""
+def test_dry_run_64m_is_fast_and_light():
+    """The plan for 64M prints in < 5 s (fresh interpreter, 2 cores) and imports no torch/transformers/matplotlib."""
     out, elapsed = _dry_run_64m()
     assert "67,108,864" in out and "samples" in out and "disk" in out and "memory" in out
-    assert "transformers" not in out.split("heavy:")[1] and "matplotlib" not in out.split("heavy:")[1]
+    assert "heavy: []" in out, out
     assert elapsed < 5.0, elapsed
-
-
-@pytest.mark.xfail(reason="ramba/__init__.py imports torch eagerly (RambaModel); it needs a lazy __getattr__",
-                   strict=False)
-def test_dry_run_does_not_import_torch():
-    out, _ = _dry_run_64m()
-    assert "heavy: []" in out
 
 
 def test_default_model_switches_to_the_shipped_checkpoint(tmp_path, monkeypatch):

@@ -130,3 +130,17 @@ def test_ramba_backend_through_the_runner(tmp_path):
     assert rows[0]["achieved_length"] == 300 and rows[0]["state_bytes"] > 0
     assert len(rows[0]["prediction_ids"]) == len(rows[0]["answer_ids"])
     assert "mamba_segment" in read_meta(out)["model_config"]  # reset-aligned inference is recorded
+
+
+def test_second_writer_is_refused(tmp_path):
+    import fcntl
+    from ramba.errors import BadInputError
+    cfg = RunConfig(model="oracle", lengths="1K", depths="0.5", samples=1, out=str(tmp_path / "r"))
+    (tmp_path / "r").mkdir()
+    with open(tmp_path / "r" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a running ramba-eval holds
+        with pytest.raises(BadInputError, match="another ramba-eval run"):
+            run(cfg, progress=False)
+    assert not (tmp_path / "r" / "records.jsonl").exists()
+    run(cfg, progress=False)  # free again once the other writer is gone
+    assert len(_rows(tmp_path / "r")) == 2
