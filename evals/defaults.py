@@ -22,7 +22,9 @@ DEFAULT_SAMPLES = 3
 TINY_HF_CONFIG = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1 << 16,
                       tie_word_embeddings=True)
-TINY_HF_WEIGHT_BYTES = 4 * (256 * 64 + 2 * (4 * 64 * 64 // 4 * 3 + 3 * 64 * 128 + 2 * 64) + 64)  # fp32, tied
+_d, _i, _kv = 64, 128, 2 * 16  # hidden, MLP width, K (or V) width = kv heads x head dim
+# fp32 parameters: tied embedding + per layer (q, o: d x d; k, v: d x kv; gate/up/down: 3 d x I; 2 norms) + final norm
+TINY_HF_WEIGHT_BYTES = 4 * (256 * _d + 2 * (2 * _d * _d + 2 * _d * _kv + 3 * _d * _i + 2 * _d) + _d)
 
 
 def cache_dir() -> Path:

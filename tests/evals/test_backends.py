@@ -61,6 +61,8 @@ def test_hf_segments_match_one_forward(tiny_hf):
     step = be.step(7)
     assert be.state_bytes() == 2 * 2 * 2 * 16 * 4 * 334  # K and V x layers x kv heads x head dim x fp32 x tokens
     ref = AutoModelForCausalLM.from_pretrained(tiny_hf, dtype=torch.float32).eval()
+    from ramba.evals.defaults import TINY_HF_WEIGHT_BYTES
+    assert sum(p.numel() for p in ref.parameters()) * 4 == TINY_HF_WEIGHT_BYTES  # what --dry-run reports
     with torch.no_grad():
         full = ref(torch.as_tensor(np.append(ids, 7))[None]).logits[0]
     # fp32 on CPU: segmenting only changes the summation order inside attention (~1e-6 relative)
