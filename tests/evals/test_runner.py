@@ -144,3 +144,27 @@ def test_second_writer_is_refused(tmp_path):
     assert not (tmp_path / "r" / "records.jsonl").exists()
     run(cfg, progress=False)  # free again once the other writer is gone
     assert len(_rows(tmp_path / "r")) == 2
+
+
+def test_hf_model_with_its_own_local_tokenizer(tmp_path):
+    """An hf folder that ships a tokenizer (trained here with `tokenizers`) is run with that tokenizer by default."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = ["The pass key is 12345. Remember it. What is the grass colour? The sky is blue. " * 3] * 20
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    d = tmp_path / "m"
+    d.mkdir()
+    tok.save(str(d / "tokenizer.json"))
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)).save_pretrained(d)
+    out = run(RunConfig(model=f"hf:{d}", lengths="512", depths="0.5", samples=1, device="cpu",
+                        out=str(tmp_path / "r")), progress=False)
+    rows = _rows(out)
+    assert len(rows) == 2 and rows[0]["achieved_length"] == 512
+    assert read_meta(out)["backend"]["tokenizer"] == "hf:m"
+    assert tok.decode(rows[0]["answer_ids"]) == rows[0]["answer"]  # ids are this tokenizer's, not bytes
