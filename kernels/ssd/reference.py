@@ -46,57 +46,57 @@ def ssd_naive(x, dt, A, Bm, Cm, chunk_size: int = 64, D=None, initial_state=None
 
 
 def ssd_chunked(x, dt, A, Bm, Cm, chunk_size: int = 64, D=None, initial_state=None):
-    """Chunked SSD, exactly the recurrence of `ssd_naive` (up to fp32 rounding). See the module docstring."""
+    """Chunked SSD, exactly the recurrence of `ssd_naive` (up to fp32 rounding). See the module docstring.
+
+    Heads are kept as (G groups, R heads per group) so B and C are never copied per head.
+    """
     Bsz, L, H, P = x.shape
+    G, N = Bm.shape[2], Bm.shape[3]
+    R = H // G
     Q = chunk_size
     pad = (-L) % Q
-    xf = x.float()
-    dtf = dt.float()
-    Bh = _expand_groups(Bm, H).float()
-    Ch = _expand_groups(Cm, H).float()
-    N = Bh.shape[-1]
+    xf, dtf, Bf, Cf = x.float(), dt.float(), Bm.float(), Cm.float()
     if pad:
         # dt = 0 on padding: no decay (exp 0 = 1) and no input, so the final state is unchanged.
         xf = F.pad(xf, (0, 0, 0, 0, 0, pad))
         dtf = F.pad(dtf, (0, 0, 0, pad))
-        Bh = F.pad(Bh, (0, 0, 0, 0, 0, pad))
-        Ch = F.pad(Ch, (0, 0, 0, 0, 0, pad))
+        Bf = F.pad(Bf, (0, 0, 0, 0, 0, pad))
+        Cf = F.pad(Cf, (0, 0, 0, 0, 0, pad))
     nc = (L + pad) // Q
-    xc = xf.view(Bsz, nc, Q, H, P)
-    Bc = Bh.view(Bsz, nc, Q, H, N)
-    Cc = Ch.view(Bsz, nc, Q, H, N)
-    a = (dtf * A.float()).view(Bsz, nc, Q, H).permute(0, 3, 1, 2)       # [B, H, nc, Q] log-decay per token
-    a_cum = torch.cumsum(a, dim=-1)                                      # [B, H, nc, Q]
-    xdt = xc * dtf.view(Bsz, nc, Q, H, 1)                                # [B, nc, Q, H, P]
+    Bc = Bf.view(Bsz, nc, Q, G, N)
+    Cc = Cf.view(Bsz, nc, Q, G, N)
+    a = (dtf * A.float()).view(Bsz, nc, Q, G, R).permute(0, 1, 3, 4, 2)    # [B, nc, G, R, Q] log-decay
+    a_cum = torch.cumsum(a, dim=-1)                                         # [B, nc, G, R, Q]
+    xdt = (xf * dtf[..., None]).view(Bsz, nc, Q, G, R, P)                   # [B, nc, Q, G, R, P]
 
-    # 1. intra-chunk: decay[i, j] = exp(a_cum_i - a_cum_j) for i >= j, else 0
+    # 1. intra-chunk: decay[i, j] = exp(a_cum_i - a_cum_j) for i >= j, else 0; times C_i . B_j
     tril = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril()
     seg = (a_cum[..., :, None] - a_cum[..., None, :]).masked_fill(~tril, float("-inf"))
-    decay = torch.exp(seg)                                               # [B, H, nc, Q, Q]
-    cb = torch.einsum("bcihn,bcjhn->bhcij", Cc, Bc)                      # [B, H, nc, Q, Q]
-    y = torch.einsum("bhcij,bcjhp->bcihp", cb * decay, xdt)              # [B, nc, Q, H, P]
+    cb = torch.einsum("bcign,bcjgn->bcgij", Cc, Bc)                         # [B, nc, G, Q, Q]
+    mix = torch.exp(seg) * cb[:, :, :, None]                                # [B, nc, G, R, Q, Q]
+    y = torch.einsum("bcgrij,bcjgrp->bcigrp", mix, xdt)                     # [B, nc, Q, G, R, P]
 
     # 2. each chunk's input, decayed to the chunk's last token
-    to_end = torch.exp(a_cum[..., -1:] - a_cum)                          # [B, H, nc, Q]
-    chunk_states = torch.einsum("bhcj,bcjhn,bcjhp->bchpn", to_end, Bc, xdt)  # [B, nc, H, P, N]
+    to_end = torch.exp(a_cum[..., -1:] - a_cum).permute(0, 1, 4, 2, 3)      # [B, nc, Q, G, R]
+    chunk_states = torch.einsum("bcjgrp,bcjgn->bcgrpn", xdt * to_end[..., None], Bc)  # [B, nc, G, R, P, N]
 
     # 3. carry the state across chunks (sequential over chunks only)
-    chunk_decay = torch.exp(a_cum[..., -1])                              # [B, H, nc]
-    state = (torch.zeros(Bsz, H, P, N, device=x.device, dtype=torch.float32) if initial_state is None
-             else initial_state.float())
+    chunk_decay = torch.exp(a_cum[..., -1])                                 # [B, nc, G, R]
+    state = (torch.zeros(Bsz, G, R, P, N, device=x.device, dtype=torch.float32) if initial_state is None
+             else initial_state.float().reshape(Bsz, G, R, P, N))
     entering = []
     for c in range(nc):
         entering.append(state)
-        state = state * chunk_decay[:, :, c, None, None] + chunk_states[:, c]
-    states_in = torch.stack(entering, dim=1)                             # [B, nc, H, P, N]
+        state = state * chunk_decay[:, c, :, :, None, None] + chunk_states[:, c]
+    states_in = torch.stack(entering, dim=1)                                # [B, nc, G, R, P, N]
 
     # 4. the entering state, read out by C and decayed to each token
-    from_start = torch.exp(a_cum).permute(0, 2, 3, 1)                    # [B, nc, Q, H]
-    y = y + torch.einsum("bcihn,bchpn->bcihp", Cc, states_in) * from_start[..., None]
+    from_start = torch.exp(a_cum).permute(0, 1, 4, 2, 3)                    # [B, nc, Q, G, R]
+    y = y + torch.einsum("bcign,bcgrpn->bcigrp", Cc, states_in) * from_start[..., None]
     y = y.reshape(Bsz, nc * Q, H, P)[:, :L]
     if D is not None:
         y = y + x.float() * D.float()[:, None]
-    return y.to(x.dtype), state
+    return y.to(x.dtype), state.reshape(Bsz, H, P, N)
 
 
 def ssd_step(x, dt, A, Bm, Cm, state, D=None):
