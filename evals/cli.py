@@ -53,7 +53,8 @@ def passkey(
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="'byte' or a local HF tokenizer folder "
                                                                        "[default: the model's own]"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    segment: int = typer.Option(4096, "--segment", help="prompt tokens fed to the model per call"),
+    segment: Optional[int] = typer.Option(None, "--segment", help="prompt tokens fed to the model per call "
+                                                                 "[default: the backend's choice, else 4096]"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder [default: ./results/<run_id>]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (samples, tokens, memory, disk) and exit"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML/Markdown report at the end"),

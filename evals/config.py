@@ -29,7 +29,7 @@ class RunConfig:
     model: str = "dummy"              # BACKEND[:ID], e.g. "hf:/path", "ramba:tiny", "oracle"
     tokenizer: str | None = None      # None = the backend's own ("byte" for project models, dummy, oracle)
     device: str = "auto"              # "auto" = cuda when available, else cpu
-    segment: int = 4096               # prompt tokens fed to the backend per consume() call
+    segment: int | None = None        # prompt tokens per consume() call; None = the backend's preference
     trust_remote_code: bool = False
     out: str | None = None            # results folder; None = ./results/<run_id>
     report: bool = True               # write the report when the run finishes
@@ -42,7 +42,8 @@ class RunConfig:
             raise BadInputError(f"samples must be a positive integer, got {self.samples!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise BadInputError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.segment, int) or self.segment < 1:
+        if self.segment is not None and (not isinstance(self.segment, int) or isinstance(self.segment, bool)
+                                         or self.segment < 1):
             raise BadInputError(f"segment must be a positive token count, got {self.segment!r}")
         if not isinstance(self.task, str) or not self.task:
             raise BadInputError("task must be a task name; list them with `ramba-eval tasks`")

@@ -121,7 +121,8 @@ def estimate(cfg: RunConfig) -> Plan:
         plan.notes.append(f"preset {model_id!r} is random init; its weights are not estimated here")
     else:
         plan.notes.append(f"model {model_id!r} is not a local folder; memory is measured per sample when run")
-    plan.notes.append(f"prompts are fed {cfg.segment} tokens per segment; disk counts every prompt cached as int32")
+    seg = f"{cfg.segment} tokens" if cfg.segment else "the backend's segment size"
+    plan.notes.append(f"prompts are fed {seg} per call; disk counts every prompt cached as int32")
     return plan
 
 

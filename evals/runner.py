@@ -19,6 +19,9 @@ from ramba.evals.records import (CONVENTIONS, RECORDS_FILE, SCHEMA_VERSION, Samp
 from ramba.evals.scoring import one_pass
 
 
+DEFAULT_SEGMENT = 4096
+
+
 class RunInterrupted(RambaEvalError):
     """Ctrl-C during a run: the folder is valid and a rerun of the same command resumes it."""
 
@@ -30,6 +33,7 @@ class Prepared:
     task: object
     backend: object
     device: str
+    segment: int   # prompt tokens per consume(): the config's, else the backend's own `segment`, else 4096
 
 
 def check_out_dir(cfg: RunConfig) -> Path:
@@ -85,7 +89,8 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise BadInputError(f"task {cfg.task!r} produced no samples for length {min(cfg.lengths)}")
     if max(first.answer_ids) >= backend.tokenizer.vocab_size:
         raise BadInputError(f"task ids exceed the tokenizer's vocabulary; pass the model's own --tokenizer")
-    return Prepared(cfg, out, task, backend, device)
+    segment = cfg.segment or int(getattr(backend, "segment", None) or DEFAULT_SEGMENT)
+    return Prepared(cfg, out, task, backend, device, segment)
 
 
 def _meta(p: Prepared, status: str, previous: dict | None) -> dict:
@@ -101,6 +106,7 @@ def _meta(p: Prepared, status: str, previous: dict | None) -> dict:
                     "tokenizer_fingerprint": be.tokenizer.fingerprint(),
                     **(be.meta() if callable(getattr(be, "meta", None)) else {})},
         "model_config": _model_config(be),
+        "segment": p.segment,
         "conventions": list(CONVENTIONS),
         "scoring": "one prefill per sample; teacher-forced = argmax matches the answer at every position; "
                    "generated = greedy decode of len(answer) tokens scored by the task",
@@ -130,7 +136,7 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...]) -> list[SampleRe
     t0 = time.perf_counter()
     be.reset()
     fed, logits = 0, None
-    for chunk in sample.prompt_chunks(cfg.segment):
+    for chunk in sample.prompt_chunks(p.segment):
         logits = be.consume(chunk)
         fed += len(chunk)
     t_prefill = time.perf_counter() - t0
