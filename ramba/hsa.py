@@ -52,7 +52,8 @@ def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, c
         for c0 in range(0, c_stop, cb):
             lm = landmarks[:, c0:min(c0 + cb, c_stop)].float()                    # [B, c, H, dr]
             ids = c0 + torch.arange(lm.shape[1], device=dev, dtype=torch.int64)   # [c]
-            s = torch.einsum("bthd,bchd->bthc", rb, lm) * scale                   # [B, t, H, c]
+            with torch.autocast(dev.type, enabled=False):                         # fp32 scores
+                s = torch.einsum("bthd,bchd->bthc", rb, lm) * scale               # [B, t, H, c]
             s = s.masked_fill(~(ids[None, :] < n_vis[:, None])[None, :, None, :], float("-inf"))
             cand_s = torch.cat([best_s, s], dim=-1)
             cand_i = torch.cat([best_i, ids.expand(B, t, H, -1)], dim=-1)
@@ -104,7 +105,8 @@ def rescore(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor) -> 
     base = (torch.arange(B, device=r.device)[:, None] * H + torch.arange(H, device=r.device)[None, :]) * C
     flat = base[:, None, :, None] + indices.clamp(min=0)                          # [B, T, H, K] int64
     g = table[flat]                                                               # [B, T, H, K, dr]
-    s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)
+    with torch.autocast(r.device.type, enabled=False):                            # scores stay fp32
+        s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)
     return s.masked_fill(~valid, float("-inf"))
 
 
