@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     ap.add_argument("--torch-max-len", type=int, default=16384)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tests-timeout", type=int, default=240)
     args = ap.parse_args()
     args.presets = args.presets.split(",")
     args.paths = args.paths.split(",")
@@ -144,11 +145,15 @@ def main():
     sections = args.sections.split(",")
     if "tests" in sections:
         t = time.time()
-        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-m", "gpu", "tests/model/test_model_gpu.py"],
-                             capture_output=True, text=True)
-        tail = (res.stdout + res.stderr)[-4000:]
+        try:
+            res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-m", "gpu",
+                                  "tests/model/test_model_gpu.py"], capture_output=True, text=True,
+                                 timeout=args.tests_timeout)
+            rc, tail = res.returncode, (res.stdout + res.stderr)[-4000:]
+        except subprocess.TimeoutExpired as e:
+            rc, tail = "timeout", str(e.stdout or "")[-4000:]
         print(tail, flush=True)
-        record["gpu_tests"] = dict(returncode=res.returncode, seconds=round(time.time() - t, 1), output_tail=tail)
+        record["gpu_tests"] = dict(returncode=rc, seconds=round(time.time() - t, 1), output_tail=tail)
         write(args.out, record)
     if "forward" in sections:
         run_forward(args, record, args.out)
