@@ -81,7 +81,7 @@ def parse_depths(text: str | int | float | list | tuple) -> tuple[float, ...]:
             raise BadInputError(
                 f"malformed depth {p!r}; write fractions in [0, 1] like 0,0.25,0.5 or a count like 5") from None
         if not 0.0 <= d <= 1.0:
-            raise BadInputError(f"depth {p} is outside [0, 1]; depth is the needle's relative position (0 = start)")
+            raise BadInputError(f"depth {p} is outside [0, 1]; pass fractions of the haystack (0 = start, 1 = end) such as 0,0.5,1")
         depths.append(d)
     return tuple(sorted(set(depths)))
 
