@@ -23,10 +23,15 @@ def _length_axis(ax, lengths) -> None:
     ax.set_xlabel("prompt length (tokens)")
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    """Write via a temp file + rename, so a report never links a half-written PNG."""
+    import os
+    if tight:
+        fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    os.replace(tmp, path)
     return path
 
 
@@ -68,9 +73,7 @@ def depth_length_heatmap(acc: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set_ylabel("needle depth (0 = start)")
         ax.set_title(f"{title} · {conv}")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, tight=False)  # tight_layout fights the shared colorbar
 
 
 def throughput_vs_length(eff: pd.DataFrame, path: Path, title: str) -> Path:
