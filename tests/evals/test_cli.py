@@ -137,3 +137,13 @@ def test_main_job_default_model_small(tmp_path, capsys, monkeypatch):
     html = [l for l in out.splitlines() if l.startswith("report:") and l.endswith("report.html")]
     assert html and (tmp_path / html[0].split(" ", 1)[1]).exists()
     assert str(tmp_path / "results") in str((tmp_path / html[0].split(" ", 1)[1]).resolve())
+
+
+def test_train_hands_over_to_ramba_train(tmp_path, capsys, monkeypatch):
+    import ramba.train.run as train_run
+    calls = []
+    monkeypatch.setattr(train_run, "train", lambda config, out, resume: calls.append((config, out, resume))
+                        or tmp_path / "ckpt")
+    code, out, err = _cli(["train", "cfg.yaml", "--out", str(tmp_path / "o"), "--no-resume"], capsys)
+    assert code in (0, None), err
+    assert calls == [("cfg.yaml", str(tmp_path / "o"), False)] and f"checkpoint: {tmp_path / 'ckpt'}" in out
