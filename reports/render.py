@@ -78,6 +78,14 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
                    eff, plot_dir / "throughput_vs_length.png", title)),
                Block("img", "peak memory vs length", path=plots.memory_vs_length(
                    eff, plot_dir / "memory_vs_length.png", title))]
+    wrong = df[(df["convention"] == "generated") & ~df["correct"]]
+    if len(wrong):
+        ex = wrong.sort_values(["length", "depth", "index"]).head(10)
+        blocks += [Block("h2", "Wrong answers (generated, first 10)"),
+                   Block("table", table=pd.DataFrame({
+                       "length": [format_length(int(v)) for v in ex["length"]], "depth": ex["depth"],
+                       "index": ex["index"], "answer": [repr(a) for a in ex["answer"]],
+                       "prediction": [repr(p) for p in ex["prediction"]]}))]
     regressions = 0
     if baseline is not None:
         bmeta, bdf = load_results(baseline)
