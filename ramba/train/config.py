@@ -54,6 +54,7 @@ class Stage:
     until: float          # progress fraction at which this stage ends
     length: int           # row length in tokens (multiple of the chunk size)
     batch: int
+    mix: dict | None = None       # this stage's task mix (default: data.mix)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     if unknown:
         raise BadInputError(f"training config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
     stages = raw.get("curriculum") or [{"until": 1.0, "length": 512, "batch": 8}]
-    if not isinstance(stages, list):
+    if not isinstance(stages, (list, tuple)):
         raise BadInputError("curriculum must be a list of {until, length, batch}")
     stages = tuple(_take(s, Stage, f"curriculum[{i}]") for i, s in enumerate(stages))
     prev = 0.0

@@ -381,13 +381,30 @@ def vt_row(rng, pools, length, hops=(1, 3), segment=None) -> Row:
     return b.row("vt")
 
 
+def copy_row(rng, pools, length, span=(24, 64), prompt=4, segment=None) -> Row:
+    """Repeat a random span of earlier high-entropy text at the tail: after the first `prompt` bytes every
+    byte of the repeat is a copy target. Dense copy signal (tens of targets per row) to form the in-chunk
+    lookup (match the recent context, emit what followed it) before the sparse passkey/MQAR facts."""
+    filler = rng.choice(["char_noise", "letter_words", "task_zipf", "task_noise", "task_sentences"])
+    b = _Builder(rng, pools, length, filler=filler, segment=segment)
+    n = int(rng.integers(span[0], span[1] + 1))
+    b.reserve_tail(n + 1)
+    hi = b.tail_start - n - (segment or 0) // 2     # source well before the tail (usually an earlier window)
+    start = int(rng.integers(0, max(1, hi)))
+    src = bytes(b.data[start:start + n])
+    b.facts.append((start, start + n))
+    b.set_tail([(b" ", False, -1), (src[:prompt], False, -1), (src[prompt:], True, start + prompt)])
+    return b.row("copy")
+
+
 def text_row(rng, pools, length, segment=None) -> Row:
     """Plain local text: language-model loss only (no answer)."""
     b = _Builder(rng, pools, length, filler="local" if "local" in pools.pools else None)
     return b.row("text")
 
 
-ROW_KINDS = {"passkey": passkey_row, "mqar": mqar_row, "niah": niah_row, "vt": vt_row, "text": text_row}
+ROW_KINDS = {"passkey": passkey_row, "mqar": mqar_row, "niah": niah_row, "vt": vt_row, "copy": copy_row,
+             "text": text_row}
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -423,13 +440,21 @@ class RowSampler:
         self.segment = segment
         self.pools = FillerPools(seed, pool_bytes=pool_bytes, local_text=local_text)
 
-    def row(self, rng: np.random.Generator, length: int, kind: str | None = None) -> Row:
+    def row(self, rng: np.random.Generator, length: int, kind: str | None = None, mix: dict | None = None) -> Row:
+        if kind is None and mix:
+            names = list(mix)
+            w = np.array([float(mix[k]) for k in names])
+            kind = names[int(rng.choice(len(names), p=w / w.sum()))]
         kind = kind or self.kinds[int(rng.choice(len(self.kinds), p=self.p))]
         kw = {"segment": self.segment, **self.kind_args.get(kind, {})}
         return ROW_KINDS[kind](rng, self.pools, length, **kw)
 
-    def batch(self, rng: np.random.Generator, batch_size: int, length: int, kind: str | None = None) -> Batch:
-        rows = [self.row(rng, length, kind) for _ in range(batch_size)]
+    def batch(self, rng: np.random.Generator, batch_size: int, length: int, kind: str | None = None,
+              mix: dict | None = None) -> Batch:
+        """`mix` (a stage's own task mix) overrides the sampler's default mix for this batch."""
+        if mix and set(mix) - set(ROW_KINDS):
+            raise BadInputError(f"unknown row kinds {sorted(set(mix) - set(ROW_KINDS))}: use {sorted(ROW_KINDS)}")
+        rows = [self.row(rng, length, kind, mix) for _ in range(batch_size)]
         data = torch.from_numpy(np.stack([r.data for r in rows]).astype(np.int64))      # [B, L+1]
         return Batch(ids=data[:, :-1].contiguous(), targets=data[:, 1:].contiguous(),
                      answer=torch.from_numpy(np.stack([r.answer for r in rows])),

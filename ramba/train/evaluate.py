@@ -18,9 +18,8 @@ from ramba.errors import BadInputError
 
 
 def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    # the model runs in its own parameter dtype (the chunk memory is allocated in it too)
+    return torch.autocast(device.type, enabled=False)
 
 
 @torch.no_grad()

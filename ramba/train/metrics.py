@@ -69,3 +69,16 @@ def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
     in_topk = hit.any(-1).float().mean(-1)                                  # [B, T]
     weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
     return {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}
+
+
+@torch.no_grad()
+def kind_stats(logits: torch.Tensor, batch: Batch) -> dict:
+    """Answer-byte accuracy per row kind (acc_passkey, acc_copy, ...)."""
+    correct = (logits.argmax(-1) == batch.targets) & batch.answer               # [B, T]
+    out = {}
+    for kind in sorted(set(batch.kinds)):
+        rows = torch.tensor([k == kind for k in batch.kinds], device=correct.device)
+        n = batch.answer[rows].sum()
+        if int(n):
+            out[f"acc_{kind}"] = float(correct[rows].sum() / n)
+    return out

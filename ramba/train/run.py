@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ramba.train.checkpoint import STATE_FILE, load_state, save_model_dir, save_
 from ramba.train.config import TrainConfig, load_config
 from ramba.train.curves import plot_curves
 from ramba.train.data import Batch, RowSampler
-from ramba.train.metrics import answer_accuracy, loss_and_stats, retrieval_stats
+from ramba.train.metrics import answer_accuracy, kind_stats, loss_and_stats, retrieval_stats
 from ramba.train.schedule import lr_at
 
 EVAL_SEED_OFFSET = 1_000_003     # held-out rows come from a seed stream training never draws from
@@ -100,16 +101,22 @@ class _Progress:
     """tqdm bar when available, else a line every log step."""
 
     def __init__(self, total: int, initial: int):
-        try:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, desc="train")
-        except ImportError:  # pragma: no cover
-            self.bar = None
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, desc="train")
+            except ImportError:  # pragma: no cover
+                pass
+        self.last_print = 0.0
 
     def update(self, n: int, stats: dict | None = None):
-        if self.bar is None:
-            if stats:
-                print(json.dumps(stats), flush=True)
+        if self.bar is None:   # logs/pipes: one short line at most every 15 s
+            if stats and time.time() - self.last_print > 15:
+                self.last_print = time.time()
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
+                               if k in ("step", "len", "loss", "lm_ce", "answer_ce", "digit_acc", "exact",
+                                        "needle_in_topk", "needle_weight", "elapsed")), flush=True)
             return
         self.bar.update(n)
         if stats:
@@ -129,8 +136,9 @@ def train(config_path: str, out_dir: str | None = None, resume: bool = True) -> 
     return train_config(cfg, out, resume)
 
 
-def train_config(cfg: TrainConfig, out: Path, resume: bool = True) -> Path:
-    """train() for an already loaded TrainConfig (tests, scripts)."""
+def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: int | None = None) -> Path:
+    """train() for an already loaded TrainConfig (tests, scripts). stop_after: leave after that many steps of
+    this call with a checkpoint written (a pre-empted run; resume continues it exactly)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
@@ -140,7 +148,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True) -> Path:
         if s.length % mcfg.chunk_size:
             raise BadInputError(f"curriculum length {s.length} is not a multiple of chunk_size {mcfg.chunk_size}")
     opt = make_optimizer(model, cfg)
-    sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args)
+    sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args,
+                         segment=mcfg.mamba_segment)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, tokens = 0, 0.0, 0
     state = load_state(out / STATE_FILE) if resume else None
@@ -155,7 +164,7 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True) -> Path:
     elif (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
     write_json_atomic(out / "train_config.json", cfg.to_dict())
-    eval_batch = RowSampler({"passkey": 1.0}, seed=cfg.seed).batch(
+    eval_batch = RowSampler({"passkey": 1.0}, seed=cfg.seed, segment=mcfg.mamba_segment).batch(
         np.random.default_rng(cfg.seed + EVAL_SEED_OFFSET), cfg.train.eval_rows, cfg.train.eval_length)
     n_params = sum(p.numel() for p in model.parameters())
     log = open(out / "log.jsonl", "a")
@@ -183,21 +192,29 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True) -> Path:
         rec = {"kind": "eval", "step": step, "elapsed": round(elapsed, 1), "length": t.eval_length,
                **evaluate_rows(model, mcfg, eval_batch, device, t.dtype)}
         write(rec)
+        if bar.bar is None:
+            print(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
         return rec
 
     last_eval = None
+    step0 = step
     try:
         while progress() < 1.0:
+            if stop_after is not None and step - step0 >= stop_after:
+                checkpoint()
+                log.close()
+                return out / "model"
             t0 = time.perf_counter()
             stage = cfg.stage(progress())
             lr = lr_at(step, progress(), cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.min_lr_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = sampler.batch(rng, stage.batch, stage.length).to(device)
+            batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
             with autocast(device, t.dtype):
                 logits, aux = forward(model, batch.ids, mcfg)
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
                                          mcfg.chunk_size)
+            stats.update(kind_stats(logits, batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
