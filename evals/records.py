@@ -39,7 +39,8 @@ class SampleRecord:
     answer: str
     answer_ids: list
     needle_token_pos: int
-    latency_s: float           # wall time of the whole sample: prefill + answer positions
+    prompt_s: float            # building (or loading) the prompt, before the clock of the model starts
+    latency_s: float           # model wall time of the sample: prefill + answer positions
     prefill_s: float
     prefill_tok_s: float
     peak_gpu_bytes: int        # 0 on CPU

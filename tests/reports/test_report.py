@@ -33,7 +33,7 @@ def make_run(path, p_correct: dict, n=6, seed=0):
                 t = rng.uniform(0.01, 0.5)
                 common = dict(schema_version=SCHEMA_VERSION, sample_id=f"passkey-L{L}-d{d}-i{i}", task="passkey",
                               length=L, achieved_length=L, depth=d, seed=seed, index=i, backend="fixture",
-                              model="fixture", answer=" 12345", answer_ids=[1, 2], needle_token_pos=3,
+                              model="fixture", answer=" 12345", answer_ids=[1, 2], needle_token_pos=3, prompt_s=0.01,
                               latency_s=t * 1.1, prefill_s=t, prefill_tok_s=L / t, peak_gpu_bytes=0,
                               peak_host_bytes=rng.randint(1 << 27, 1 << 29), state_bytes=L * 512)
                 ok = rng.random() < p_correct[L]
