@@ -147,3 +147,12 @@ def test_train_hands_over_to_ramba_train(tmp_path, capsys, monkeypatch):
     code, out, err = _cli(["train", "cfg.yaml", "--out", str(tmp_path / "o"), "--no-resume"], capsys)
     assert code in (0, None), err
     assert calls == [("cfg.yaml", str(tmp_path / "o"), False)] and f"checkpoint: {tmp_path / 'ckpt'}" in out
+
+
+def test_garbage_tokenizer_file(tmp_path, capsys):
+    bad = tmp_path / "tok"
+    bad.mkdir()
+    (bad / "tokenizer.json").write_text("{ this is not a tokenizer")
+    _bad(["passkey", "--model", "oracle", "--length", "1K", "--tokenizer", str(bad), "--out", str(tmp_path / "o")],
+         capsys, "tokenizer")
+    assert not (tmp_path / "o").exists()
