@@ -91,6 +91,7 @@ class Mamba2Mixer(nn.Module):
         self.norm = GatedRMSNorm(di, groups=G, eps=cfg.norm_eps)
         self.out_proj = nn.Linear(di, d, bias=False)
         self.ssd_impl = "auto"           # "auto" | "torch" | "mamba_ssm" (set by the model)
+        self.conv_impl = "conv1d"        # "conv1d" | "shift" (see _depthwise_conv)
 
     # state: {"conv": [B, conv_dim, d_conv - 1], "ssm": [B, H, P, N] fp32}
     def allocate_state(self, batch: int, device, dtype) -> dict:
@@ -130,6 +131,19 @@ class Mamba2Mixer(nn.Module):
         y = self.norm(y.reshape(Bsz, L, di), z)
         return self.out_proj(y)
 
+    def _depthwise_conv(self, full: torch.Tensor, L: int) -> torch.Tensor:
+        """Causal depthwise conv of full [B, C, K-1+L] (left context included) -> [B, C, L].
+        conv_impl "conv1d" = F.conv1d; "shift" = K shifted multiply-adds in fp32 (no cuDNN depthwise kernel)."""
+        w, b = self.conv1d.weight, self.conv1d.bias                       # [C, 1, K], [C]
+        if self.conv_impl == "conv1d":
+            return F.conv1d(full, w, b, groups=self.conv_dim)
+        K = w.shape[-1]
+        wf = w[:, 0].float()                                              # [C, K]
+        acc = b.float()[None, :, None] + wf[None, :, 0, None] * full[:, :, :L].float()
+        for k in range(1, K):
+            acc = acc + wf[None, :, k, None] * full[:, :, k:k + L].float()
+        return acc.to(full.dtype)
+
     def _use_mamba_ssm(self, x: torch.Tensor) -> bool:
         if self.ssd_impl == "torch" or not x.is_cuda:
             return False
@@ -147,7 +161,7 @@ class Mamba2Mixer(nn.Module):
         else:
             full = torch.cat([conv_state.to(xt.dtype), xt], dim=2)        # [B, conv_dim, K-1+L]
         new_conv = full[:, :, full.shape[2] - (K - 1):]
-        conv = F.conv1d(full, self.conv1d.weight, self.conv1d.bias, groups=self.conv_dim)  # [B, conv_dim, L]
+        conv = self._depthwise_conv(full, L)                               # [B, conv_dim, L]
         xBC = F.silu(conv).transpose(1, 2)
         di, GN = self.d_inner, self.ngroups * self.d_state
         x, Bm, Cm = torch.split(xBC, [di, GN, GN], dim=-1)

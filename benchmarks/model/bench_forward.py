@@ -7,6 +7,7 @@ Sections (default all, in order):
   forward  model(ids) tokens/s, batch 1, bf16, presets tiny and 370m, L = 4K..64K, on the fast path
            (mamba-ssm SSD + Triton HSA ops) and, for comparison, on our own torch SSD + reference HSA ops
   prefill  prefill(ids, state, logits="last") with mamba_segment 512 (the evaluation path), same lengths
+  conv     370m forward with the depthwise conv as cuDNN conv1d vs shifted multiply-adds; a CUDA profile
 Writes model-forward.json (machine header + one row per measurement) into --out, rewritten atomically after
 every row so a run cut short still returns what it measured. Timing: CUDA events, median of --reps calls
 after one warm-up call (compilation and autotuning stay out of the numbers).
@@ -124,11 +125,48 @@ def run_prefill(args, record, out):
         torch.cuda.empty_cache()
 
 
+def set_conv(model, impl):
+    from ramba.mamba2 import Mamba2Mixer
+    for m in model.modules():
+        if isinstance(m, Mamba2Mixer):
+            m.conv_impl = impl
+
+
+def run_conv(args, record, out):
+    """The depthwise conv as F.conv1d (cuDNN) vs K shifted multiply-adds, 370m fast path."""
+    model = build("370m")
+    model.set_ssd_impl("mamba_ssm")
+    model.ops_backend = "triton"
+    for L in (16384, 65536):
+        ids = torch.randint(0, model.cfg.vocab_size, (1, L), device="cuda")
+        for impl in ("conv1d", "shift"):
+            set_conv(model, impl)
+            with torch.inference_mode():
+                ms = time_call(lambda: model(ids), args.reps)
+            row = dict(section="conv_impl", preset="370m", conv_impl=impl, length=L, ms=round(ms, 3),
+                       tokens_per_s=round(L / ms * 1e3))
+            print(json.dumps(row), flush=True)
+            record["rows"].append(row)
+            write(out, record)
+    set_conv(model, "conv1d")
+    ids = torch.randint(0, model.cfg.vocab_size, (1, 16384), device="cuda")
+    from torch.profiler import ProfilerActivity, profile
+    with torch.inference_mode():
+        model(ids)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            model(ids)
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60)
+    print(table, flush=True)
+    record["profile_370m_16k"] = table
+    write(out, record)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--git-sha", default="unknown")
-    ap.add_argument("--sections", default="tests,forward,prefill")
+    ap.add_argument("--sections", default="tests,forward,prefill,conv")
     ap.add_argument("--presets", default="tiny,370m")
     ap.add_argument("--paths", default="fast,torch")
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
@@ -146,8 +184,9 @@ def main():
     if "tests" in sections:
         t = time.time()
         try:
-            res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-m", "gpu",
-                                  "tests/model/test_model_gpu.py"], capture_output=True, text=True,
+            # -P: the checkout's ramba/ folder must not shadow the installed namespace (ramba.kernels)
+            res = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-s", "-m", "gpu", "-p",
+                                  "no:cacheprovider", "tests/model/test_model_gpu.py"], capture_output=True, text=True,
                                  timeout=args.tests_timeout)
             rc, tail = res.returncode, (res.stdout + res.stderr)[-4000:]
         except subprocess.TimeoutExpired as e:
@@ -159,6 +198,8 @@ def main():
         run_forward(args, record, args.out)
     if "prefill" in sections:
         run_prefill(args, record, args.out)
+    if "conv" in sections:
+        run_conv(args, record, args.out)
 
 
 if __name__ == "__main__":

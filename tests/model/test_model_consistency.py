@@ -3,7 +3,7 @@ Mamba resets; prefill(logits="last") == "all" including the decode that follows.
 import pytest
 import torch
 
-from tests.model.helpers import run_segments, small_model
+from .helpers import run_segments, small_model
 
 ARCHS = ["ramba", "swa-hsa", "mamba2", "transformer"]
 T = 230

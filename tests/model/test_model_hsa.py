@@ -5,7 +5,7 @@ import torch
 import ramba.hsa as hsa_mod
 from ramba.hsa import select_chunks_bounded
 from ramba.kernels.hsa import reference as ref
-from tests.model.helpers import small_model
+from .helpers import small_model
 
 T = 112
 

@@ -8,7 +8,7 @@ import torch
 from ramba import RambaModel
 from ramba.errors import CheckpointError
 from ramba.generate import generate_greedy
-from tests.model.helpers import small_model
+from .helpers import small_model
 
 
 @pytest.fixture(scope="module")

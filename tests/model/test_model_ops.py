@@ -7,7 +7,7 @@ import torch
 
 from ramba.errors import BadInputError
 from ramba.ops import get_ops, resolve_backend
-from tests.model.helpers import run_segments, small_model
+from .helpers import run_segments, small_model
 
 
 def test_backend_choice(monkeypatch):
