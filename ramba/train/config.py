@@ -55,6 +55,7 @@ class Stage:
     length: int           # row length in tokens (multiple of the chunk size)
     batch: int
     mix: dict | None = None       # this stage's task mix (default: data.mix)
+    segment: int | None = None    # this stage's Mamba reset spacing (default: the model's mamba_segment)
 
 
 @dataclass(frozen=True)

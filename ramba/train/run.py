@@ -57,12 +57,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), **kw)
 
 
-def forward(model, ids: torch.Tensor, mcfg, hsa_enabled: bool = True, return_aux: bool = True):
+def forward(model, ids: torch.Tensor, mcfg, hsa_enabled: bool = True, return_aux: bool = True,
+            segment: int | None = None):
     """Model forward with the training hooks; archs without HSA get neither hook."""
+    seg = mcfg.mamba_segment if segment is None else segment
     if mcfg.has_hsa:
-        out = model(ids, mamba_segment=mcfg.mamba_segment, hsa_enabled=hsa_enabled, return_aux=return_aux)
+        out = model(ids, mamba_segment=seg, hsa_enabled=hsa_enabled, return_aux=return_aux)
         return out if return_aux else (out, None)
-    kw = {"mamba_segment": mcfg.mamba_segment} if mcfg.uses_mamba else {}
+    kw = {"mamba_segment": seg} if mcfg.uses_mamba else {}
     return model(ids, **kw), None
 
 
@@ -209,9 +211,11 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             lr = lr_at(step, progress(), cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.min_lr_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
+            seg = stage.segment or mcfg.mamba_segment
+            sampler.segment = seg
             batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
             with autocast(device, t.dtype):
-                logits, aux = forward(model, batch.ids, mcfg)
+                logits, aux = forward(model, batch.ids, mcfg, segment=seg)
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
                                          mcfg.chunk_size)
             stats.update(kind_stats(logits, batch))
@@ -225,7 +229,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
                 torch.cuda.synchronize()
             step += 1
             tokens += stage.batch * stage.length
-            elapsed += time.perf_counter() - t0
+            if step - step0 > 1:
+                elapsed += time.perf_counter() - t0   # the first step of a call (kernel compiles) is not counted
             if step % t.log_every == 0 or step == 1:
                 stats.update({"kind": "train", "step": step, "lr": lr, "len": stage.length, "batch": stage.batch,
                               "grad_norm": float(gnorm), "elapsed": round(elapsed, 2), "tokens": tokens})
