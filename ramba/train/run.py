@@ -211,7 +211,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             lr = lr_at(step, progress(), cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.min_lr_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
-            seg = stage.segment or mcfg.mamba_segment
+            # a stage's reset spacing forces recall through HSA; archs without HSA keep their own
+            seg = (stage.segment or mcfg.mamba_segment) if mcfg.has_hsa else mcfg.mamba_segment
             sampler.segment = seg
             batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
             with autocast(device, t.dtype):
