@@ -56,25 +56,28 @@ def attend_config(G: int, S: int, d: int, max_cols: int = 128) -> AttendConfig:
     g_rows = max(g_pad, 16 // block_t)
     rows = block_t * g_rows
     d_pad = next_pow2(d)
-    # H100, bench run 1 (records/kernels-*): 4 warps beat 8 for both shapes; 1 stage best at d 64, 2 at d 128
+    # H100, bench runs 1-2 (records/kernels-h100-run2-*): 4 warps, 2 stages and 2 slots per step (two chunks
+    # gathered side by side) were best for both d 64 (1.44 ms vs 1.67 at 64K) and d 128 (9.49 vs 9.66 ms)
     num_warps = 4 if rows * max(d_pad, block_t * s_pad) <= 64 * 128 else 8
-    num_stages = 1 if d_pad <= 64 else 2
     return AttendConfig(_override("BLOCK_T", block_t), g_rows, _override("WARPS", num_warps),
-                        _override("STAGES", num_stages), _override("UNROLL", 1), _override("SPI", 1))
+                        _override("STAGES", 2), _override("UNROLL", 1), _override("SPI", 2))
 
 
 def dkdv_config(G: int, S: int, d: int) -> DkdvConfig:
     g_pad = next_pow2(G)
-    # H100, bench run 1: 128 gathered query rows per step at d 64, 64 rows at d 128; 4 warps
-    block_e = max(1, (128 if next_pow2(d) <= 64 else 64) // g_pad)
-    num_warps = 4
-    return DkdvConfig(_override("BLOCK_E", block_e), _override("SEG", 512), _override("DKDV_WARPS", num_warps),
-                      _override("DKDV_STAGES", 2))
+    # H100, bench runs 1-2: 128 gathered query rows per step and segments of 2048 entries at d 64 (3.93 ms for
+    # the whole backward at 64K), 64 rows and segments of 512 at d 128 (22.3 ms); 4 warps
+    small = next_pow2(d) <= 64
+    block_e = max(1, (128 if small else 64) // g_pad)
+    return DkdvConfig(_override("BLOCK_E", block_e), _override("SEG", 2048 if small else 512),
+                      _override("DKDV_WARPS", 4), _override("DKDV_STAGES", 2))
 
 
 def select_config(dr: int, topk: int, T: int) -> SelectConfig:
-    """block_q is 16 for decode-like calls (T <= 16), else 64; landmark blocks of 64 x block_dr streamed."""
-    block_q = 16 if T <= 16 else 64
-    block_dr = min(64, next_pow2(dr))
-    return SelectConfig(_override("SEL_BQ", block_q), _override("SEL_BC", 64), _override("SEL_BDR", block_dr),
-                        _override("SEL_WARPS", 4), _override("SEL_STAGES", 3))
+    """Prefill: 128 x 128 score tiles, dr streamed 32 at a time, 8 warps, 4 stages (H100 run 2: 4.61 ms at
+    256K vs 6.53 for 64 x 64 tiles). Decode-like calls (T <= 16): 16 query rows, 64 landmarks per block."""
+    if T <= 16:
+        return SelectConfig(16, 64, min(64, next_pow2(dr)), 4, 3)
+    return SelectConfig(_override("SEL_BQ", 128), _override("SEL_BC", 128),
+                        _override("SEL_BDR", min(32, next_pow2(dr))), _override("SEL_WARPS", 8),
+                        _override("SEL_STAGES", 4))

@@ -15,9 +15,11 @@ from ramba.errors import BadInputError
 from ramba.kernels.hsa.attend import hsa_forward
 from ramba.kernels.hsa.select import select_launch
 
-# Landmarks per program in the decode scan: 1M chunks -> 1024 programs per (batch, KV group), enough to keep
-# every SM streaming, and a merge over 1024 x K candidate keys that costs a few microseconds.
-DECODE_CHUNKS_PER_PROGRAM = 1024
+# Decode scan: landmark ranges of >= one 64-chunk block, at most 4 programs per SM. A short scan is latency
+# bound (H100 run 2: 16K chunks in 16 ranges of 1024 took 0.16 ms), so it is spread as wide as possible; the
+# merge over n_split x K candidate keys costs a few microseconds.
+DECODE_BLOCK_C = 64
+DECODE_PROGRAMS_PER_SM = 4
 
 
 def select_chunks_decode(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int,
@@ -29,7 +31,10 @@ def select_chunks_decode(r: torch.Tensor, landmarks: torch.Tensor, topk: int, ch
     if r.dim() != 4 or r.shape[1] != 1:
         raise BadInputError(f"select_chunks_decode: r must be [B, 1, Hkv, dr], got {tuple(r.shape)}")
     C = landmarks.shape[1] if landmarks.dim() == 4 else 0
-    n_split = max(1, math.ceil(C / DECODE_CHUNKS_PER_PROGRAM)) if r.device.type == "cuda" else None
+    n_split = None
+    if r.device.type == "cuda" and C > 0:
+        sms = torch.cuda.get_device_properties(r.device).multi_processor_count
+        n_split = max(1, min(math.ceil(C / DECODE_BLOCK_C), DECODE_PROGRAMS_PER_SM * sms // max(1, r.shape[0] * r.shape[2])))
     return select_launch(r, landmarks, topk, chunk_size, q_offset, n_split=n_split)
 
 

@@ -41,14 +41,16 @@ def _pack_key(score, cid):
 @triton.jit
 def _select_kernel(
     # pointers
-    r_ptr, l_ptr, qoff_ptr, out_ptr,
+    r_ptr, l_ptr, qoff_ptr, out_ptr, idx_ptr, score_ptr,
     # dims and scalars
     T, C, Hkv, chunk_size, q_offset, n_per_split, scale,
-    # strides (r [B, T, Hkv, dr], landmarks [B, C, Hkv, dr], out [B*Hkv, NSPLIT, T, TOPK] contiguous)
+    # strides (r [B, T, Hkv, dr], landmarks [B, C, Hkv, dr], out keys [B*Hkv, NSPLIT, T, TOPK] contiguous,
+    # final idx/score [B, T, Hkv, TOPK] contiguous)
     srb, srt, srh, slb, slc, slh,
     # meta
     DR: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DR: tl.constexpr,
     KP: tl.constexpr, TOPK: tl.constexpr, QOFF_FROM_PTR: tl.constexpr, DOT_PREC: tl.constexpr,
+    FINAL: tl.constexpr,
 ):
     pid_q = tl.program_id(0)
     pid_s = tl.program_id(1)
@@ -94,8 +96,27 @@ def _select_kernel(
             best = tl.max(key, 1)
             worst = tl.min(run, 1)
             n_take = tl.sum((best > worst).to(tl.int32), 0)
-    out_off = ((pid_bh * nsplit + pid_s).to(tl.int64) * T + rows[:, None]) * TOPK + slots[None, :]
-    tl.store(out_ptr + out_off, run, mask=row_ok[:, None] & (slots[None, :] < TOPK))
+    out_mask = row_ok[:, None] & (slots[None, :] < TOPK)
+    if FINAL:
+        # one landmark range: finish here (recency order, unpacked), saving the host ~15 small torch launches
+        k32 = (run >> 32).to(tl.int32)
+        valid = (k32 != -2147483648) & (slots[None, :] < TOPK)
+        bits = k32 ^ ((k32 >> 31) & 0x7FFFFFFF)
+        cid = run & 0xFFFFFFFF
+        # re-key by chunk id (high word) with the raw score bits below it; invalid -> -2^32, padding -> min
+        key2 = tl.where(valid, (cid << 32) | (bits.to(tl.int64) & 0xFFFFFFFF), -4294967296)
+        key2 = tl.where(slots[None, :] < TOPK, key2, INT64_MIN)
+        if KP > 1:
+            key2 = tl.sort(key2, dim=1, descending=True)
+        out_id = key2 >> 32
+        out_sc = (key2 & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True)
+        out_sc = tl.where(out_id >= 0, out_sc, float("-inf"))
+        fin_off = ((b * T + rows[:, None]) * Hkv + h) * TOPK + slots[None, :]
+        tl.store(idx_ptr + fin_off, tl.where(out_id >= 0, out_id, -1), mask=out_mask)
+        tl.store(score_ptr + fin_off, out_sc, mask=out_mask)
+    else:
+        out_off = ((pid_bh * nsplit + pid_s).to(tl.int64) * T + rows[:, None]) * TOPK + slots[None, :]
+        tl.store(out_ptr + out_off, run, mask=out_mask)
 
 
 def unpack_keys(keys: torch.Tensor):
@@ -134,19 +155,22 @@ def select_launch(r, landmarks, topk, chunk_size, q_offset=0, n_split=None):
     ns = triton.cdiv(C, per)
     from_ptr = isinstance(q_offset, torch.Tensor)
     qoff_t = q_offset.reshape(-1)[:1].to(device=dev, dtype=torch.int64) if from_ptr else r   # r: unused dummy
-    keys = new_output((B * H, ns, T, K), torch.int64, dev)
+    final = ns == 1
+    keys = new_output((B * H, ns, T, K), torch.int64, dev) if not final else r   # r: unused dummy
+    ids = new_output((B, T, H, K), torch.int64, dev) if final else r
+    score = new_output((B, T, H, K), torch.float32, dev) if final else r
     _select_kernel[(n_q, ns, B * H)](
-        r, landmarks, qoff_t, keys,
+        r, landmarks, qoff_t, keys, ids, score,
         T, C, H, int(chunk_size), 0 if from_ptr else int(q_offset), per, 1.0 / math.sqrt(dr),
         r.stride(0), r.stride(1), r.stride(2), landmarks.stride(0), landmarks.stride(1), landmarks.stride(2),
         DR=dr, BLOCK_Q=cfg.block_q, BLOCK_C=cfg.block_c, BLOCK_DR=cfg.block_dr, KP=next_pow2(K), TOPK=K,
-        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype),
+        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype), FINAL=final,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    if ns > 1:                                        # merge the ranges' partial top-k
-        keys = keys.permute(0, 2, 1, 3).reshape(B * H, T, ns * K).topk(K, dim=-1).values
-    else:
-        keys = keys.reshape(B * H, T, K)
+    if final:
+        return ids, score
+    # several landmark ranges: merge their partial top-k (small torch ops; graph-capturable, no host sync)
+    keys = keys.permute(0, 2, 1, 3).reshape(B * H, T, ns * K).topk(K, dim=-1).values
     ids, score = unpack_keys(keys)
     ids, order = ids.sort(dim=-1, descending=True)    # recency order; -1 (invalid) sinks to the end
     score = score.gather(-1, order)

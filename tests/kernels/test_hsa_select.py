@@ -15,6 +15,7 @@ CPU_CASES = [
     pytest.param(1, 21, 1, 64, 300, 8, 16, 4000, 3, id="offset-split3"),
     pytest.param(1, 19, 2, 16, 3, 8, 4, 0, 1, id="C<K"),
     pytest.param(1, 5, 1, 32, 130, 16, 1, 100, 2, id="K16-S1-split2"),
+    pytest.param(1, 9, 1, 16, 12, 1, 4, 0, 1, id="K1"),
 ]
 
 
