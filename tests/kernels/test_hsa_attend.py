@@ -121,3 +121,32 @@ def test_attend_empty_memory():
     k = torch.randn(1, 0, 1, 16)
     got = run_with_grads(hsa_attend, q, k, k.clone(), torch.full_like(idx, -1), w, do, 16, 0.0)
     assert (got[0] == 0).all() and (got[1] == 0).all() and got[2].shape == k.shape and (got[4] == 0).all()
+
+
+@pytest.mark.gpu
+def test_attend_gpu_int64_offsets():
+    # K/V with more than 2^31 elements (4 GiB each in bf16): chunk row * stride overflows int32, so this fails
+    # unless the kernels use int64 offsets. The reference runs on a compact copy of the selected chunks.
+    S, d, Hq, K, T = 64, 64, 16, 4, 37
+    C = 2 ** 31 // (S * d) + 64
+    g = torch.Generator(device="cuda").manual_seed(11)
+    k = torch.randn(1, C * S, 1, d, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(1, C * S, 1, d, device="cuda", dtype=torch.bfloat16, generator=g)
+    q = torch.randn(1, T, Hq, d, device="cuda", dtype=torch.bfloat16, generator=g)
+    do = torch.randn(1, T, Hq, d, device="cuda", dtype=torch.bfloat16, generator=g)
+    chunks = torch.tensor([3, C - 64, C - 7, C - 1], device="cuda")            # sorted ascending
+    pick = torch.randint(0, 4, (1, T, 1, K), device="cuda", generator=g)
+    idx = chunks[pick].sort(dim=-1, descending=True).values
+    w = torch.rand(1, T, 1, K, device="cuda", generator=g)
+    small = torch.searchsorted(chunks, idx)                                       # same picks, compact ids
+    k_small = k.view(1, C, S, 1, d)[:, chunks].reshape(1, 4 * S, 1, d)
+    v_small = v.view(1, C, S, 1, d)[:, chunks].reshape(1, 4 * S, 1, d)
+    expect = run_with_grads(ref.hsa_attend, q, k_small, v_small, small, w, do, S, 0.0)
+    got = run_with_grads(hsa_attend, q, k, v, idx, w, do, S, 0.0)
+    for name, i in (("o", 0), ("dq", 1), ("dw", 4)):
+        assert_close(name, expect[i].float(), got[i].float(), 1.5e-2)              # bf16 (see above)
+    for name, i, ref_small in (("dk", 2, expect[2]), ("dv", 3, expect[3])):
+        full = got[i].view(1, C, S, 1, d)
+        assert_close(name, ref_small.view(1, 4, S, 1, d).float(), full[:, chunks].float(), 1.5e-2)
+        # nothing written outside the selected chunks
+        assert torch.allclose(full.float().norm(), full[:, chunks].float().norm(), rtol=1e-3)
