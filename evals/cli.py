@@ -43,9 +43,9 @@ def _finish(cfg, dry_run: bool, progress: bool) -> None:
 
 @app.command()
 def passkey(
-    length: str = typer.Option(None, "--length", "--lengths", "-l", help=_LENGTH_HELP + " [default: 1K,2K,4K]"),
-    depths: str = typer.Option(None, "--depths", "-d", help=_DEPTH_HELP + " [default: 0,0.5,1]"),
-    samples: int = typer.Option(None, "--samples", "-n", help="samples per (length, depth) cell [default: 3]"),
+    length: str = typer.Option(None, "--length", "--lengths", "-l", help=_LENGTH_HELP + " [default: 1K..8K]"),
+    depths: str = typer.Option(None, "--depths", "-d", help=_DEPTH_HELP + " [default: 5]"),
+    samples: int = typer.Option(None, "--samples", "-n", help="samples per (length, depth) cell [default: 2]"),
     seed: int = typer.Option(0, "--seed", help="seed for the task's random needles and haystacks"),
     model: str = typer.Option(None, "--model", "-m",
                               help="BACKEND[:ID]: ramba:checkpoints/ramba-tiny, ramba:tiny, hf:/dir, dummy, oracle "
