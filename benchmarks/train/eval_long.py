@@ -47,8 +47,6 @@ def main(argv=None) -> int:
     summary = []
     for ck in args.checkpoints:
         model = load_model_dir(Path(ck), device="cuda")
-        if args.dtype == "bf16":
-            model = model.to(torch.bfloat16)
         model.eval()
         name = Path(ck).name
         arch = model.cfg.arch
@@ -64,7 +62,7 @@ def main(argv=None) -> int:
                 t0 = time.time()
                 try:
                     recs = passkey_eval(model, [L], depths, n, seed=args.seed, device=dev, batch_size=16,
-                                        model_name=name)
+                                        model_name=name, amp=args.dtype == "bf16")
                 except torch.cuda.OutOfMemoryError as e:
                     torch.cuda.empty_cache()
                     summary.append({"model": name, "length": L, "n": 0, "acc": None, "note": f"OOM: {str(e)[:80]}"})

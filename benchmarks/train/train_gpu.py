@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     dev = torch.device("cuda")
     model = load_model_dir(ckpt, device="cuda")
     recs = passkey_eval(model, [4096], [i / 10 for i in range(11)], args.eval_samples, seed=7, device=dev,
-                        batch_size=16, model_name=cfg.name)
+                        batch_size=16, model_name=cfg.name, amp=True)
     acc = sum(r["correct"] for r in recs) / len(recs)
     tf = sum(r["correct_teacher_forced"] for r in recs) / len(recs)
     print(f"passkey 4K: generated {acc:.3f} teacher-forced {tf:.3f} over {len(recs)} samples", flush=True)

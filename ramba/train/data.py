@@ -265,7 +265,7 @@ def passkey_row(rng, pools, length, digits=(5, 5), distractors=0.3, depth=None, 
     key_off = len(needle_t[:needle_t.index("{key}")].encode())
     ans_pre = answer_t[:answer_t.index("{key}")].encode()
     ans_post = answer_t[answer_t.index("{key}") + 5:].encode()
-    tail = [(question.encode(), False, -1), (ans_pre, True, -1), (key, True, -1), (ans_post + b".", False, -1)]
+    tail = [(question.encode(), False, -1), (ans_pre, True, -1), (key, True, -1), (ans_post + b".", True, -1)]
     b.reserve_tail(sum(len(p) for p, _, _ in tail))
     if rng.random() < 0.2 and b.tail_start > len(_INTRO) + len(needle) + 64:
         b.put(_INTRO.encode(), 0)
@@ -311,7 +311,7 @@ def mqar_row(rng, pools, length, facts_per_chunk=1.0, chunk=64, max_queries=8, s
     parts: list[tuple[bytes, bool, int]] = [(b"\n", False, -1)]
     for k in asked[:n_q]:
         v, src = keys[k]
-        parts += [(b" " + k + b"=", False, -1), (v, True, src), (b";", False, -1)]
+        parts += [(b" " + k + b"=", False, -1), (v, True, src), (b";", True, -1)]
     b.set_tail(parts)
     return b.row("mqar")
 
@@ -345,7 +345,7 @@ def niah_row(rng, pools, length, n_needles=(1, 4), segment=None) -> Row:
         b.put(prefix + v + b". ", s)
         if i == target:
             src, value = s + len(prefix), v
-    b.set_tail([(q, False, -1), (value, True, src), (b".", False, -1)])
+    b.set_tail([(q, False, -1), (value, True, src), (b".", True, -1)])
     return b.row("niah")
 
 
@@ -376,7 +376,7 @@ def vt_row(rng, pools, length, hops=(1, 3), segment=None) -> Row:
     parts = [(q, False, -1)]
     for name, src in zip(names, spans):
         parts += [(b" ", False, -1), (name, True, src)]
-    parts.append((b".", False, -1))
+    parts.append((b".", True, -1))
     b.set_tail(parts)
     return b.row("vt")
 

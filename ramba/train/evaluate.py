@@ -17,18 +17,20 @@ import torch
 from ramba.errors import BadInputError
 
 
-def _autocast(device: torch.device):
-    # the model runs in its own parameter dtype (the chunk memory is allocated in it too)
+def _autocast(device: torch.device, amp: bool):
+    # amp: fp32 weights under bf16 autocast, as in training; the state (chunk memory) is then kept in bf16 too
+    if amp:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return torch.autocast(device.type, enabled=False)
 
 
 @torch.no_grad()
 def greedy_after_prompt(model, prompts: Iterator[np.ndarray] | Sequence[np.ndarray], batch: int, n_new: int,
-                        device: torch.device, hsa_enabled: bool = True) -> np.ndarray:
+                        device: torch.device, hsa_enabled: bool = True, amp: bool = False) -> np.ndarray:
     """Feed prompt pieces (each [batch, t] int) and decode n_new tokens greedily -> [batch, n_new] int64."""
-    state = model.allocate_state(batch_size=batch, device=device)
+    state = model.allocate_state(batch_size=batch, device=device, dtype=torch.bfloat16 if amp else None)
     logits = None
-    with _autocast(device):
+    with _autocast(device, amp):
         if not hsa_enabled:
             raise BadInputError("greedy_after_prompt: HSA-off runs use full forwards (evaluate_rows_hsa_off)")
         for piece in prompts:
@@ -59,7 +61,7 @@ def _score(greedy: np.ndarray, sample, tokenizer) -> dict:
 
 def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
                  device: torch.device, batch_size: int = 8, model_name: str = "model",
-                 extra_tokens: int = 2, piece_tokens: int = 1 << 20) -> list[dict]:
+                 extra_tokens: int = 2, piece_tokens: int = 1 << 20, amp: bool = False) -> list[dict]:
     """Records (one dict per sample) for the passkey task at every (length, depth): `samples` per cell."""
     from ramba.tasks.passkey import PasskeyTask
     from ramba.tasks.tokenizers import ByteTokenizer
@@ -78,7 +80,7 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
                 pieces = (p[None] for p in group[0].prompt_chunks(piece_tokens))
             else:
                 pieces = [np.stack([np.concatenate(list(s.prompt_chunks(piece_tokens))) for s in group])]
-            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device)
+            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = (time.perf_counter() - t0) / len(group)

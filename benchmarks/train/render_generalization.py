@@ -1,0 +1,72 @@
+"""Render reports/generalization/ from the JSONL records of eval_long.py: accuracy against length for every
+model (one PNG), a depth x length heatmap per model, and a Markdown table (README.md there is written by hand
+around it; this writes results.md).
+
+    python benchmarks/train/render_generalization.py reports/generalization/records/*.jsonl \
+        --out reports/generalization
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("records", nargs="+")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ramba.evals.lengths import format_length
+    from ramba.reports.plots import _save, depth_length_heatmap
+    from ramba.reports.stats import accuracy_table
+
+    rows = [json.loads(line) for p in args.records for line in Path(p).read_text().splitlines() if line.strip()]
+    if not rows:
+        print("no records", file=sys.stderr)
+        return 2
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    acc = accuracy_table(df, ["model", "length"])
+    # accuracy vs length, all models
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name, g in acc.groupby("model"):
+        yerr = [(g["acc"] - g["lo"]).clip(lower=0), (g["hi"] - g["acc"]).clip(lower=0)]
+        ax.errorbar(g["length"], g["acc"], yerr=yerr, marker="o", capsize=3, label=name)
+    lengths = sorted(acc["length"].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [format_length(int(x)) for x in lengths])
+    ax.minorticks_off()
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("prompt length (tokens)")
+    ax.set_ylabel("passkey accuracy (generated, 95% Wilson CI)")
+    ax.axvline(4096, color="gray", ls=":", lw=1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("passkey accuracy vs length (trained on rows of 4096 tokens)")
+    _save(fig, out / "passkey_vs_length.png")
+    for name, g in df.groupby("model"):
+        t = accuracy_table(g.assign(convention="generated"), ["convention", "depth", "length"])
+        depth_length_heatmap(t, out / f"heatmap_{name}.png", f"{name} passkey")
+    # table
+    tab = acc.pivot(index="model", columns="length", values="acc")
+    n = acc.pivot(index="model", columns="length", values="n")
+    lines = ["| model | " + " | ".join(format_length(int(c)) for c in tab.columns) + " |",
+             "|---|" + "---|" * len(tab.columns)]
+    for m in tab.index:
+        cells = [f"{tab.at[m, c]:.0%} (n={int(n.at[m, c])})" if pd.notna(tab.at[m, c]) else "–" for c in tab.columns]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
