@@ -52,13 +52,18 @@ def main(argv=None) -> int:
     ax.legend(fontsize=8)
     ax.set_title("passkey accuracy vs length (trained on rows of 4096 tokens)")
     _save(fig, out / "passkey_vs_length.png")
-    for name, g in df.groupby("model"):
-        t = accuracy_table(g.assign(convention="generated"), ["convention", "depth", "length"])
+    # both scoring conventions side by side (one greedy pass gives both, see ramba/train/evaluate.py)
+    both = pd.concat([df.assign(convention="generated", correct=df["correct_generated"]),
+                      df.assign(convention="teacher_forced", correct=df["correct_teacher_forced"])])
+    for name, g in both.groupby("model"):
+        t = accuracy_table(g, ["convention", "depth", "length"])
         depth_length_heatmap(t, out / f"heatmap_{name}.png", f"{name} passkey")
     # table
-    tab = acc.pivot(index="model", columns="length", values="acc")
-    n = acc.pivot(index="model", columns="length", values="n")
-    lines = ["| model | " + " | ".join(format_length(int(c)) for c in tab.columns) + " |",
+    acc2 = accuracy_table(both, ["model", "convention", "length"])
+    acc2["row"] = acc2["model"] + " (" + acc2["convention"].str.replace("_", "-") + ")"
+    tab = acc2.pivot(index="row", columns="length", values="acc")
+    n = acc2.pivot(index="row", columns="length", values="n")
+    lines = ["| model (scoring) | " + " | ".join(format_length(int(c)) for c in tab.columns) + " |",
              "|---|" + "---|" * len(tab.columns)]
     for m in tab.index:
         cells = [f"{tab.at[m, c]:.0%} (n={int(n.at[m, c])})" if pd.notna(tab.at[m, c]) else "–" for c in tab.columns]

@@ -40,7 +40,6 @@ def test_passkey_4k_hsa_on(model, samples):
 @torch.no_grad()
 def test_passkey_4k_hsa_off_near_zero(model, samples):
     """Same prompts, teacher-forced, HSA switched off in a full forward: the key cannot be recalled."""
-    from ramba.train.metrics import answer_accuracy
     from ramba.train.data import Batch
     hits = 0
     for i in range(0, len(samples), 11):
