@@ -2,7 +2,6 @@
 authors' state-dict naming (see ramba/convert.py)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

@@ -103,7 +103,7 @@ class Mamba2Mixer(nn.Module):
                 segment: int | None = None) -> torch.Tensor:
         """u [B, L, d] at absolute positions pos0.. -> [B, L, d]; updates `state` in place when given."""
         Bsz, L, _ = u.shape
-        di, N, G, H = self.d_inner, self.d_state, self.ngroups, self.nheads
+        di, H = self.d_inner, self.nheads
         z, xBC, dt = torch.split(self.in_proj(u), [di, self.conv_dim, H], dim=-1)
         head_end, mid_end, head_fresh = split_at_resets(pos0, L, segment)
         conv_s = None if (state is None or head_fresh) else state["conv"]
