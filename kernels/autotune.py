@@ -37,6 +37,7 @@ class SelectConfig:
     block_dr: int
     num_warps: int
     num_stages: int
+    merge_f32: int = 1    # 1: merge on the fp32 score tile (fewer registers); 0: packed int64 key tile
 
 
 def _override(name: str, default: int) -> int:
@@ -77,7 +78,7 @@ def select_config(dr: int, topk: int, T: int) -> SelectConfig:
     """Prefill: 128 x 128 score tiles, dr streamed 32 at a time, 8 warps, 4 stages (H100 run 2: 4.61 ms at
     256K vs 6.53 for 64 x 64 tiles). Decode-like calls (T <= 16): 16 query rows, 64 landmarks per block."""
     if T <= 16:
-        return SelectConfig(16, 64, min(64, next_pow2(dr)), 4, 3)
+        return SelectConfig(16, 64, min(64, next_pow2(dr)), 4, 3, _override("SEL_F32", 1))
     return SelectConfig(_override("SEL_BQ", 128), _override("SEL_BC", 128),
                         _override("SEL_BDR", min(32, next_pow2(dr))), _override("SEL_WARPS", 8),
-                        _override("SEL_STAGES", 4))
+                        _override("SEL_STAGES", 4), _override("SEL_F32", 1))

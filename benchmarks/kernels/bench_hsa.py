@@ -137,10 +137,12 @@ def run_tune(rows, args):
     L, dr = 262144, 1024
     r = torch.randn(1, L, 1, dr, device="cuda", dtype=torch.bfloat16)
     lmk = torch.randn(1, L // 64, 1, dr, device="cuda", dtype=torch.bfloat16)
-    for bq, bc, bdr, warps, stages in [(128, 128, 32, 8, 4), (128, 128, 32, 8, 5), (128, 128, 64, 8, 4),
-                                       (128, 128, 16, 8, 6), (256, 64, 32, 8, 4), (64, 256, 32, 8, 4)]:
+    for bq, bc, bdr, warps, stages, f32 in [(128, 128, 32, 8, 4, 0), (128, 128, 32, 8, 4, 1),
+                                            (128, 128, 32, 8, 5, 1), (128, 128, 64, 8, 4, 1),
+                                            (128, 256, 32, 8, 3, 1), (256, 128, 32, 8, 3, 1),
+                                            (64, 128, 32, 4, 4, 1), (128, 64, 32, 4, 4, 1)]:
         env = dict(RAMBA_HSA_SEL_BQ=bq, RAMBA_HSA_SEL_BC=bc, RAMBA_HSA_SEL_BDR=bdr, RAMBA_HSA_SEL_WARPS=warps,
-                   RAMBA_HSA_SEL_STAGES=stages)
+                   RAMBA_HSA_SEL_STAGES=stages, RAMBA_HSA_SEL_F32=f32)
         _tune_one(rows, "select", env, lambda: select_chunks(r, lmk, 8, 64), L=L, dr=dr)
 
 

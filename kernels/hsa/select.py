@@ -50,7 +50,7 @@ def _select_kernel(
     # meta
     DR: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DR: tl.constexpr,
     KP: tl.constexpr, TOPK: tl.constexpr, QOFF_FROM_PTR: tl.constexpr, DOT_PREC: tl.constexpr,
-    FINAL: tl.constexpr,
+    FINAL: tl.constexpr, MERGE_F32: tl.constexpr,
 ):
     pid_q = tl.program_id(0)
     pid_s = tl.program_id(1)
@@ -85,17 +85,36 @@ def _select_kernel(
                          mask=c_ok[:, None] & d_ok[None, :], other=0.0)            # [BC, BDR]
             acc = tl.dot(rt, tl.trans(lt), acc, input_precision=DOT_PREC)
         vis = (cc[None, :] < nvis[:, None]) & c_ok[None, :]
-        key = tl.where(vis, _pack_key(acc * scale, cc[None, :]), INT64_MIN)
-        best = tl.max(key, 1)
         worst = tl.min(run, 1)
-        n_take = tl.sum((best > worst).to(tl.int32), 0)
-        while n_take > 0:
-            take = best > worst
-            run = tl.where((run == worst[:, None]) & take[:, None], best[:, None], run)
-            key = tl.where(key == best[:, None], INT64_MIN, key)
-            best = tl.max(key, 1)
-            worst = tl.min(run, 1)
+        if MERGE_F32:
+            # merge on the fp32 tile itself (max, then the largest id among equal maxima), packing only the
+            # per-row winner: no [BQ, BC] int64 tile, so far fewer registers than the packed-key tile below
+            sc = tl.where(vis, acc * scale, float("-inf"))                  # [BQ, BC]
+            lid = tl.arange(0, BLOCK_C)
+            bs = tl.max(sc, 1)
+            bi = tl.max(tl.where(sc == bs[:, None], lid[None, :], -1), 1)
+            best = tl.where(bs == float("-inf"), INT64_MIN, _pack_key(bs, c0 + bi))
             n_take = tl.sum((best > worst).to(tl.int32), 0)
+            while n_take > 0:
+                take = best > worst
+                run = tl.where((run == worst[:, None]) & take[:, None], best[:, None], run)
+                sc = tl.where(lid[None, :] == bi[:, None], float("-inf"), sc)
+                bs = tl.max(sc, 1)
+                bi = tl.max(tl.where(sc == bs[:, None], lid[None, :], -1), 1)
+                best = tl.where(bs == float("-inf"), INT64_MIN, _pack_key(bs, c0 + bi))
+                worst = tl.min(run, 1)
+                n_take = tl.sum((best > worst).to(tl.int32), 0)
+        else:
+            key = tl.where(vis, _pack_key(acc * scale, cc[None, :]), INT64_MIN)
+            best = tl.max(key, 1)
+            n_take = tl.sum((best > worst).to(tl.int32), 0)
+            while n_take > 0:
+                take = best > worst
+                run = tl.where((run == worst[:, None]) & take[:, None], best[:, None], run)
+                key = tl.where(key == best[:, None], INT64_MIN, key)
+                best = tl.max(key, 1)
+                worst = tl.min(run, 1)
+                n_take = tl.sum((best > worst).to(tl.int32), 0)
     out_mask = row_ok[:, None] & (slots[None, :] < TOPK)
     if FINAL:
         # one landmark range: finish here (recency order, unpacked), saving the host ~15 small torch launches
@@ -164,7 +183,7 @@ def select_launch(r, landmarks, topk, chunk_size, q_offset=0, n_split=None):
         T, C, H, int(chunk_size), 0 if from_ptr else int(q_offset), per, 1.0 / math.sqrt(dr),
         r.stride(0), r.stride(1), r.stride(2), landmarks.stride(0), landmarks.stride(1), landmarks.stride(2),
         DR=dr, BLOCK_Q=cfg.block_q, BLOCK_C=cfg.block_c, BLOCK_DR=cfg.block_dr, KP=next_pow2(K), TOPK=K,
-        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype), FINAL=final,
+        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype), FINAL=final, MERGE_F32=bool(cfg.merge_f32),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     if final:

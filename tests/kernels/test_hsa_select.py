@@ -31,6 +31,16 @@ def test_select_fp32(B, T, H, dr, C, K, S, q_offset, n_split):
     assert_topk_match("select", ri, rs, idx, sc, tol=1e-5)
 
 
+def test_select_packed_key_merge(monkeypatch):
+    # the alternative merge (packed int64 key tile, RAMBA_HSA_SEL_F32=0) must select exactly the same chunks
+    monkeypatch.setenv("RAMBA_HSA_SEL_F32", "0")
+    g = torch.Generator().manual_seed(5)
+    r, lmk = torch.randn(1, 45, 2, 32, generator=g), torch.randn(1, 60, 2, 32, generator=g)
+    idx, sc = select_launch(r, lmk, 6, 2, 7, n_split=2)
+    ri, rs = ref.select_chunks(r, lmk, 6, 2, 7)
+    assert_topk_match("select-packed", ri, rs, idx, sc, tol=1e-5)
+
+
 def test_select_fp16():
     g = torch.Generator().manual_seed(7)
     r = torch.randn(2, 33, 1, 64, generator=g).half()
@@ -50,11 +60,13 @@ def test_select_bad_input():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("merge_f32", ["1", "0"])
 @pytest.mark.parametrize("T,H,dr,C,K,q_offset", [
     pytest.param(2048, 1, 1024, 40, 8, 0, id="prefill-2K-dr1024"),
     pytest.param(1000, 2, 256, 5000, 16, 320000, id="segment-after-320K"),
 ])
-def test_select_gpu_bf16(T, H, dr, C, K, q_offset):
+def test_select_gpu_bf16(T, H, dr, C, K, q_offset, merge_f32, monkeypatch):
+    monkeypatch.setenv("RAMBA_HSA_SEL_F32", merge_f32)
     S = 64
     if q_offset == 0:
         C = T // S + 8
