@@ -132,6 +132,12 @@ def run_tune(rows, args):
             env = dict(RAMBA_HSA_BLOCK_E=block_e, RAMBA_HSA_DKDV_WARPS=warps, RAMBA_HSA_SEG=seg)
             _tune_one(rows, "attend_bwd", env, lambda: hsa_backward(do, q, k, v, idx, w, lse, S), shape=shape, L=L)
         del q, k, v, idx, w, o, lse, do
+    if "attend2" in args.tune_ops:     # second look around the run-2 winner (shape A, fwd only)
+        q, k, v, idx, w = hsa_inputs("A", L, "uniform")
+        for warps, stages, unroll, spi in [(4, 2, 1, 2), (2, 2, 1, 2), (2, 1, 1, 2), (4, 3, 1, 2), (2, 2, 1, 4)]:
+            env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages, RAMBA_HSA_UNROLL=unroll, RAMBA_HSA_SPI=spi)
+            _tune_one(rows, "attend_fwd", env, lambda: hsa_attend(q, k, v, idx, w, 64), shape="A", L=L)
+        del q, k, v, idx, w
     if "select" not in args.tune_ops:
         return
     L, dr = 262144, 1024
