@@ -70,7 +70,7 @@ class GatedRMSNorm(nn.Module):
         h = y.float() * F.silu(z.float())
         shape = h.shape
         h = h.view(*shape[:-1], self.groups, shape[-1] // self.groups)
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        h = F.rms_norm(h, (h.shape[-1],), eps=self.eps)                   # fused, fp32
         return (h.view(shape) * self.weight.float()).to(y.dtype)
 
 
@@ -156,12 +156,17 @@ class Mamba2Mixer(nn.Module):
         Bsz, L, _ = xBC.shape
         K = self.cfg.d_conv
         xt = xBC.transpose(1, 2)                                          # [B, conv_dim, L]
-        if conv_state is None:
-            full = F.pad(xt, (K - 1, 0))
+        if conv_state is None and self.conv_impl == "conv1d" and L >= K - 1:
+            # zero left context: let the conv pad (no padded copy of the whole sequence)
+            new_conv = xt[:, :, L - (K - 1):]
+            conv = F.conv1d(xt, self.conv1d.weight, self.conv1d.bias, padding=K - 1, groups=self.conv_dim)[..., :L]
         else:
-            full = torch.cat([conv_state.to(xt.dtype), xt], dim=2)        # [B, conv_dim, K-1+L]
-        new_conv = full[:, :, full.shape[2] - (K - 1):]
-        conv = self._depthwise_conv(full, L)                               # [B, conv_dim, L]
+            if conv_state is None:
+                full = F.pad(xt, (K - 1, 0))
+            else:
+                full = torch.cat([conv_state.to(xt.dtype), xt], dim=2)    # [B, conv_dim, K-1+L]
+            new_conv = full[:, :, full.shape[2] - (K - 1):]
+            conv = self._depthwise_conv(full, L)                           # [B, conv_dim, L]
         xBC = F.silu(conv).transpose(1, 2)
         di, GN = self.d_inner, self.ngroups * self.d_state
         x, Bm, Cm = torch.split(xBC, [di, GN, GN], dim=-1)
