@@ -54,6 +54,7 @@ class RambaConfig:
     fusion: str = "stick_breaking"   # or "softmax"
     sm_n: float = 0.0                # softmax-off-by-one constant (1.0 = on)
     score_bias: float = 0.0          # initial value of the learnable bias added to retrieval scores
+    select_noise: float = 0.0        # training only: Gumbel noise scale on scores when choosing the top-k
     # misc
     norm_eps: float = 1e-5
     init_std: float = 0.02
@@ -76,6 +77,8 @@ class RambaConfig:
             bad(f"mamba_segment must be None or a non-negative integer, got {self.mamba_segment!r}")
         if self.fusion not in ("stick_breaking", "softmax"):
             bad(f"fusion must be 'stick_breaking' or 'softmax', got {self.fusion!r}")
+        if not isinstance(self.select_noise, (int, float)) or self.select_noise < 0:
+            bad(f"select_noise must be a non-negative number, got {self.select_noise!r}")
         if self.landmark not in ("cls", "mean"):
             bad(f"landmark must be 'cls' or 'mean', got {self.landmark!r}")
         if self.uses_mamba and (self.d_model * self.expand) % self.mamba_headdim:

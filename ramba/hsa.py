@@ -89,6 +89,29 @@ def hsa_attend_gathered(q, k, v, indices, weights, chunk_size: int, sm_n: float 
     return _ref_attend(q, k_sel, v_sel, local, weights, S, sm_n=sm_n, sm_scale=sm_scale)
 
 
+def select_chunks_noisy(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int, q_offset: int,
+                        noise: float) -> torch.Tensor:
+    """Training-time exploration (training-notes item 3): top-k of score + noise * Gumbel over the visible
+    chunks. Returns indices [B, T, Hkv, K] (recency order, -1 invalid); the weights still use clean scores.
+    Dense over [B, T, Hkv, C]: meant for training rows (T*C small), not for long inference."""
+    B, T, H, dr = r.shape
+    C = landmarks.shape[1]
+    out = torch.full((B, T, H, topk), -1, dtype=torch.int64, device=r.device)
+    if C == 0:
+        return out
+    with torch.no_grad(), torch.autocast(r.device.type, enabled=False):
+        s = torch.einsum("bthd,bchd->bthc", r.float(), landmarks.float()) / math.sqrt(dr)   # [B, T, H, C]
+        pos = q_offset + torch.arange(T, device=r.device, dtype=torch.int64)
+        vis = torch.arange(C, device=r.device)[None, :] < visible_chunk_count(pos, chunk_size)[:, None]  # [T, C]
+        u = torch.rand(s.shape, device=s.device).clamp_(1e-20, 1.0)
+        s = (s - noise * torch.log(-torch.log(u))).masked_fill(~vis[None, :, None, :], float("-inf"))
+        k = min(topk, C)
+        top_s, top_i = s.topk(k, dim=-1)
+        top_i = torch.where(torch.isfinite(top_s), top_i, torch.full_like(top_i, -1))
+        out[..., :k] = top_i.sort(dim=-1, descending=True).values
+    return out
+
+
 def rescore(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Differentiable scores <r_t, l_c> / sqrt(dr) of the selected chunks, -inf on invalid (-1) slots.
 

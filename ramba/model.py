@@ -15,7 +15,7 @@ from ramba.attention import AttentionMixer
 from ramba.config import RambaConfig
 from ramba.encoder import ChunkEncoder
 from ramba.errors import BadInputError
-from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices
+from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices, select_chunks_noisy
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.mamba2 import Mamba2Mixer
 from ramba.ops import get_ops, resolve_backend
@@ -256,6 +256,9 @@ class RambaModel(nn.Module):
             one = (T - start) == 1
             if forced_indices is not None:
                 indices, scores = scores_for_indices(r, lmk, forced_indices[:, start:], S, pos0 + start)
+            elif self.training and cfg.select_noise > 0:
+                indices = select_chunks_noisy(r, lmk, cfg.topk, S, pos0 + start, cfg.select_noise)
+                scores = rescore(r, lmk, indices)
             else:
                 select = ops.select_chunks_decode if one else ops.select_chunks
                 indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)

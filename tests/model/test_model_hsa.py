@@ -144,3 +144,21 @@ def test_gathered_attend_equals_reference_with_gradients():
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_select_noise_explores_in_training_only(ids):
+    model = small_model("ramba", select_noise=3.0)
+    S = model.cfg.chunk_size
+    with torch.no_grad():
+        _, clean = small_model("ramba")(ids, return_aux=True)
+        _, ev = model(ids, return_aux=True)                       # eval mode: no noise
+        model.train()
+        _, tr = model(ids, return_aux=True)
+    assert torch.equal(ev["indices"], clean["indices"])
+    idx = tr["indices"]
+    assert not torch.equal(idx, clean["indices"])                  # noise changed some choices
+    pos = torch.arange(T)[None, :, None, None]
+    valid = idx >= 0
+    assert torch.equal(valid, clean["indices"] >= 0)               # same number of slots per token
+    assert torch.all((idx + 1) * S <= pos + (~valid) * 10**9)     # still only strictly past chunks
+    assert torch.equal(idx, idx.sort(dim=-1, descending=True).values)
