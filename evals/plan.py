@@ -92,7 +92,7 @@ def estimate(cfg: RunConfig) -> Plan:
     plan = Plan(samples=n, prompt_tokens=tokens, max_length=max_len,
                 disk_bytes=tokens * PROMPT_BYTES_PER_TOKEN + 2 * n * RECORD_BYTES,
                 weights_bytes=None, state_bytes_at_max=None)
-    bytes_per = 4 if cfg.device == "cpu" else 2
+    bytes_per = 4 if cfg.device == "cpu" else 2  # hf: fp32 on CPU, the checkpoint's (usually 16-bit) dtype on GPU
     if backend == "dummy":
         plan.weights_bytes, plan.state_bytes_at_max = 0, 16
     elif backend == "oracle":
@@ -107,8 +107,8 @@ def estimate(cfg: RunConfig) -> Plan:
         if backend == "hf":
             plan.state_bytes_at_max = _hf_state(cj, max_len, bytes_per)
         elif backend == "ramba":
-            plan.state_bytes_at_max = _ramba_state(cj, max_len, bytes_per)
-            plan.notes.append("ramba state = chunk memory (K/V + landmarks) at fp32 on cpu / bf16 on gpu; "
+            plan.state_bytes_at_max = _ramba_state(cj, max_len, 4)
+            plan.notes.append("ramba state = chunk memory (K/V + landmarks) in fp32, the dtype the backend loads; "
                               "buffers may reserve up to 2x")
         else:
             plan.notes.append(f"{backend} state size is not estimated here; it is measured per sample (state_bytes)")
@@ -117,7 +117,7 @@ def estimate(cfg: RunConfig) -> Plan:
         plan.state_bytes_at_max = _hf_state(TINY_HF_CONFIG, max_len, bytes_per)
         plan.notes.append("the default tiny hf model is built on first use")
     elif backend == "ramba" and model_id and _ramba_preset(model_id) is not None:
-        plan.state_bytes_at_max = _ramba_state(_ramba_preset(model_id), max_len, bytes_per)
+        plan.state_bytes_at_max = _ramba_state(_ramba_preset(model_id), max_len, 4)
         plan.notes.append(f"preset {model_id!r} is random init; its weights are not estimated here")
     else:
         plan.notes.append(f"model {model_id!r} is not a local folder; memory is measured per sample when run")
