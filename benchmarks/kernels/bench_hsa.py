@@ -118,8 +118,9 @@ def _with_env(env, fn):
 def run_tune(rows, args):
     from ramba.kernels.hsa.attend import hsa_attend, hsa_backward, hsa_forward
     from ramba.kernels.hsa.select import select_chunks
+    ops = args.tune_ops.split(",")
     L = 65536
-    for shape in (("A", "B") if "attend" in args.tune_ops else ()):
+    for shape in (("A", "B") if "attend" in ops else ()):
         q, k, v, idx, w = hsa_inputs(shape, L, "uniform")
         S = SHAPES[shape]["S"]
         for warps, stages, unroll, spi in [(4, 1, 1, 1), (2, 1, 1, 1), (4, 2, 1, 1), (4, 1, 2, 1), (4, 1, 8, 1),
@@ -132,13 +133,13 @@ def run_tune(rows, args):
             env = dict(RAMBA_HSA_BLOCK_E=block_e, RAMBA_HSA_DKDV_WARPS=warps, RAMBA_HSA_SEG=seg)
             _tune_one(rows, "attend_bwd", env, lambda: hsa_backward(do, q, k, v, idx, w, lse, S), shape=shape, L=L)
         del q, k, v, idx, w, o, lse, do
-    if "attend2" in args.tune_ops:     # second look around the run-2 winner (shape A, fwd only)
+    if "attend2" in ops:     # second look around the run-2 winner (shape A, fwd only)
         q, k, v, idx, w = hsa_inputs("A", L, "uniform")
         for warps, stages, unroll, spi in [(4, 2, 1, 2), (2, 2, 1, 2), (2, 1, 1, 2), (4, 3, 1, 2), (2, 2, 1, 4)]:
             env = dict(RAMBA_HSA_WARPS=warps, RAMBA_HSA_STAGES=stages, RAMBA_HSA_UNROLL=unroll, RAMBA_HSA_SPI=spi)
             _tune_one(rows, "attend_fwd", env, lambda: hsa_attend(q, k, v, idx, w, 64), shape="A", L=L)
         del q, k, v, idx, w
-    if "select" not in args.tune_ops:
+    if "select" not in ops:
         return
     L, dr = 262144, 1024
     r = torch.randn(1, L, 1, dr, device="cuda", dtype=torch.bfloat16)
