@@ -191,8 +191,10 @@ class HSALayer(nn.Module):
         if mem_k.shape[1] == 0:
             o = torch.zeros_like(q)                                               # no complete chunk yet
         else:
-            o = attend(q, mem_k, mem_v, indices, weights, self.cfg.chunk_size, sm_n=self.cfg.sm_n)
-        x = x + self.o_proj(o.reshape(B, T, -1))
+            # one dtype for the kernels (autocast may give bf16 q against an fp32 state memory)
+            o = attend(q.to(mem_k.dtype), mem_k, mem_v.to(mem_k.dtype), indices, weights, self.cfg.chunk_size,
+                       sm_n=self.cfg.sm_n)
+        x = x + self.o_proj(o.reshape(B, T, -1).to(x.dtype))
         if self.mlp is not None:
             x = x + self.mlp(self.mlp_norm(x))
         return x

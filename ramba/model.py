@@ -214,7 +214,7 @@ class RambaModel(nn.Module):
             n_buf += take
             i = take
             if n_buf == S:
-                state.memory.append(*self._encode(buf))
+                state.memory.append(*self._encode(buf.to(h.dtype)))
                 n_buf = 0
         n_full = (T - i) // S
         step = max(1, ENC_BLOCK_TOKENS // S) * S
@@ -252,7 +252,7 @@ class RambaModel(nn.Module):
                 self._update_memory(x, state)
                 lmk = state.memory.landmarks()
                 mem_k, mem_v = state.memory.keys_values()
-            r = self.retrieval.queries(x[:, start:])                           # [B, T', Hkv, dr]
+            r = self.retrieval.queries(x[:, start:]).to(lmk.dtype)             # [B, T', Hkv, dr]
             one = (T - start) == 1
             if forced_indices is not None:
                 indices, scores = scores_for_indices(r, lmk, forced_indices[:, start:], S, pos0 + start)

@@ -51,3 +51,16 @@ def test_gradients_independent_of_select_differentiability(monkeypatch):
         grads.append(model.retrieval.r_proj.weight.grad.clone())
     assert grads[0].abs().max() > 0
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter test (CPU tensors)")
+def test_mixed_dtype_state_with_triton_ops():
+    """A bf16 activation path against an fp32 state memory (what autocast gives on GPU) must reach the
+    kernels with one dtype (the Triton ops reject mixed dtypes)."""
+    ids = torch.randint(0, 256, (1, 40), generator=torch.Generator().manual_seed(8))
+    half = small_model("ramba").to(torch.float16)                    # fp16 weights: fp16 q and r
+    half.ops_backend = "triton"
+    state = half.allocate_state(1, dtype=torch.float32)              # fp32 memory and chunk buffer
+    out1, state = half.prefill(ids[:, :21], state)                   # leaves a partial chunk buffered
+    out2, state = half.prefill(ids[:, 21:], state)
+    assert torch.isfinite(out1.float()).all() and torch.isfinite(out2.float()).all()
