@@ -346,7 +346,6 @@ class HSAAttendFunction(torch.autograd.Function):
         ctx.save_for_backward(q, k, v, indices, weights, lse)
         ctx.chunk_size, ctx.sm_scale = chunk_size, sm_scale
         ctx.weights_dtype = weights.dtype
-        ctx.mark_non_differentiable(indices)
         return o
 
     @staticmethod
