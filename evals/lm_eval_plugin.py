@@ -1,12 +1,23 @@
-"""lm-evaluation-harness adapter: `@register_model("ramba")` over the same Backend objects the runner uses.
+"""lm-evaluation-harness adapter: `def _device(device: str | None) -> str:
+    import torch
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        import logging
+        logging.getLogger(__name__).warning("no CUDA device: running on cpu instead of %s", device)
+        return "cpu"
+    return resolve_device(device or "auto")
+
+
+@register_model("ramba")` over the same Backend objects the runner uses.
 
 lm-eval has no plugin discovery for models (deps.md §4), so `ramba-eval lm-eval ARGS...` imports this module,
 which registers "ramba", and then hands over to lm-eval's own CLI:
 
     ramba-eval lm-eval run --model ramba --model_args model=ramba:checkpoints/ramba-tiny --tasks ...
 
-model_args: model=BACKEND[:ID] (default: the embedded default model), tokenizer=, device=, segment=,
-trust_remote_code=. Generation is greedy; prompts are fed in `segment`-token pieces.
+model_args: model=BACKEND[:ID] (default: the embedded default model), tokenizer=, segment=, trust_remote_code=.
+The device comes from lm-eval's own --device (its default is cuda:0; without CUDA we fall back to the CPU).
+Generation is greedy; prompts are fed in `segment`-token pieces. Context and continuation are encoded apart
+(exact for the byte tokenizer; for subword tokenizers the split point follows lm-eval's request).
 """
 from __future__ import annotations
 
@@ -21,9 +32,18 @@ def _flag(v) -> bool:
     return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
 
 
+def _device(device: str | None) -> str:
+    import torch
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        import logging
+        logging.getLogger(__name__).warning("no CUDA device: running on cpu instead of %s", device)
+        return "cpu"
+    return resolve_device(device or "auto")
+
+
 @register_model("ramba")
 class RambaLM(LM):
-    def __init__(self, model: str | None = None, tokenizer: str | None = None, device: str = "auto",
+    def __init__(self, model: str | None = None, tokenizer: str | None = None, device: str | None = None,
                  segment: int = 4096, trust_remote_code=False, max_gen_toks: int = 256, backend=None, **_):
         super().__init__()
         if backend is None:
@@ -33,7 +53,7 @@ class RambaLM(LM):
             model_id = resolve_model_id(model_id)
             if name == "hf" and model_id and model_id == str(defaults.tiny_hf_dir()):
                 defaults.ensure_tiny_hf_model()
-            backend = load_backend(name, model_id, device=resolve_device(device), tokenizer=tokenizer,
+            backend = load_backend(name, model_id, device=_device(device), tokenizer=tokenizer,
                                    trust_remote_code=_flag(trust_remote_code))
         self.backend = backend
         self.backend.segment = int(segment)

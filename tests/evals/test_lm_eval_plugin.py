@@ -46,3 +46,9 @@ def test_passthrough_cli_scores_a_local_task(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert re.search(r"\|ramba_toy\|.*\|exact_match\|.\s*\|\s*1(\.0+)?\|", r.stdout), r.stdout[-2000:]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_lm_eval_default_cuda_device_falls_back_to_cpu():
+    from ramba.evals.lm_eval_plugin import _device
+    assert _device("cuda:0") == "cpu" and _device(None) == "cpu" and _device("cpu") == "cpu"
