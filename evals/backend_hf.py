@@ -78,10 +78,13 @@ class HFBackend(LoglikelihoodMixin):
             raise CheckpointError(f"cannot read {str(path)!r}: {' '.join(str(e).split())[:300]}") from None
         has_st = any(path.glob("*.safetensors"))
         torch_dtype = getattr(torch, dtype) if dtype else torch.float32 if device == "cpu" else "auto"
+        kw = dict(config=cfg, trust_remote_code=trust_remote_code, local_files_only=True,
+                  use_safetensors=has_st or None)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(
-                path, config=cfg, trust_remote_code=trust_remote_code, local_files_only=True,
-                use_safetensors=has_st or None, dtype=torch_dtype)
+            try:
+                self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **kw)
+            except TypeError:  # transformers < 4.56 names it torch_dtype
+                self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch_dtype, **kw)
         except OSError as e:
             raise CheckpointError(f"cannot load weights from {str(path)!r}: {' '.join(str(e).split())[:300]}") from None
         self.model.to(device).eval()
