@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +76,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def append_records(path: Path, records: list[SampleRecord]) -> None:
     """Append the records of one sample in a single write: both conventions land together or not at all."""
     data = "".join(r.to_json() + "\n" for r in records).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Ctrl-C waits until the lines are complete (a pending SIGINT is delivered when the mask is lifted).
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def read_records(path: Path, repair: bool = False) -> list[dict]:
