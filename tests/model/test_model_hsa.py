@@ -95,7 +95,7 @@ def test_retrieval_gets_gradient_only_through_weights(ids):
         assert via_kv[i] is None or via_kv[i].abs().max() == 0
 
 
-@pytest.mark.parametrize("q_offset,T_q,C", [(0, 50, 6), (100, 7, 9), (1000, 300, 70)])
+@pytest.mark.parametrize("q_offset,T_q,C", [(0, 50, 6), (100, 7, 9), (1000, 300, 70), (2**33, 5, 9)])
 def test_bounded_select_equals_reference(monkeypatch, q_offset, T_q, C):
     monkeypatch.setattr(hsa_mod, "MAX_SCORE_ELEMS", 64)      # force many small landmark blocks
     g = torch.Generator().manual_seed(C)
