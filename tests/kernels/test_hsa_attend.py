@@ -18,6 +18,7 @@ CPU_CASES = [
     pytest.param(2, 13, 8, 2, 16, 16, 4, 9, 1.0, id="G4-T13-d16-S16-smn1"),
     pytest.param(1, 17, 2, 2, 24, 48, 3, 5, 0.0, id="G1-T17-d24-S48"),
     pytest.param(1, 9, 3, 1, 64, 16, 2, 4, 1.0, id="G3-T9-d64-S16-smn1"),
+    pytest.param(1, 6, 32, 2, 128, 64, 5, 7, 0.0, id="G16-T6-d128-S64-K5"),
 ]
 
 
@@ -39,6 +40,14 @@ def _compare(case_args, dtype, device, ratio):
 def test_attend_fp32(B, T, Hq, Hkv, d, S, K, C, sm_n):
     # fp32 everywhere: only summation order differs from the reference -> ~1e-7 relative; 1e-5 leaves margin.
     _compare((B, T, Hq, Hkv, d, S, K, C, sm_n), torch.float32, "cpu", 1e-5)
+
+
+def test_attend_fp32_long_lists_split(monkeypatch):
+    # chunk lists longer than a segment are split over several programs whose partial dk/dv are added
+    # atomically; tiny segments (3 entries, 2 per step) exercise that path on a small problem
+    monkeypatch.setenv("RAMBA_HSA_SEG", "3")
+    monkeypatch.setenv("RAMBA_HSA_BLOCK_E", "2")
+    _compare((1, 21, 4, 1, 16, 16, 4, 3, 0.0), torch.float32, "cpu", 1e-5)
 
 
 def test_attend_fp16():
