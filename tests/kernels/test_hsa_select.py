@@ -16,6 +16,7 @@ CPU_CASES = [
     pytest.param(1, 19, 2, 16, 3, 8, 4, 0, 1, id="C<K"),
     pytest.param(1, 5, 1, 32, 130, 16, 1, 100, 2, id="K16-S1-split2"),
     pytest.param(1, 9, 1, 16, 12, 1, 4, 0, 1, id="K1"),
+    pytest.param(1, 5, 1, 16, 40, 4, 64, 2 ** 33 + 7, 1, id="position-past-2^32"),
 ]
 
 
