@@ -39,18 +39,18 @@ def test_passkey_4k_hsa_on(model, samples):
 
 @torch.no_grad()
 def test_passkey_4k_hsa_off_near_zero(model, samples):
-    """Same prompts, teacher-forced, HSA switched off in a full forward: the key cannot be recalled."""
-    from ramba.train.data import Batch
+    """Same prompts (2 per depth), teacher-forced, HSA switched off in a full forward: no recall."""
+    some = [s for s in samples if s.index < 2]
     hits = 0
-    for i in range(0, len(samples), 11):
-        group = samples[i:i + 11]
+    for i in range(0, len(some), 11):
+        group = some[i:i + 11]
         rows = [np.concatenate([np.concatenate(list(s.prompt_chunks())), np.asarray(s.answer_ids)]) for s in group]
         data = torch.as_tensor(np.stack(rows), dtype=torch.int64)
         ids, targets = data[:, :-1], data[:, 1:]
         answer = torch.zeros_like(targets, dtype=torch.bool)
         answer[:, 4096:] = True                                   # the key digits (not the leading space)
-        batch = Batch(ids, targets, answer, torch.full_like(targets, -1), ["passkey"] * len(group))
         logits = model(ids, hsa_enabled=False)
         correct = ((logits.argmax(-1) == targets) | ~answer).all(-1)
         hits += int(correct.sum())
-    assert hits / len(samples) <= 0.1, f"HSA-off accuracy {hits / len(samples):.2f}: recall bypasses HSA"
+    assert len(some) == 22
+    assert hits / len(some) <= 0.1, f"HSA-off accuracy {hits / len(some):.2f}: recall bypasses HSA"
