@@ -14,7 +14,7 @@ from pathlib import Path
 
 def _acc_table(path: Path) -> list[str]:
     from ramba.evals.lengths import format_length
-    by = defaultdict(lambda: [0, 0, 0])
+    by = defaultdict(lambda: [0, 0, 0, set()])
     for line in path.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
@@ -22,10 +22,11 @@ def _acc_table(path: Path) -> list[str]:
             c[0] += 1
             c[1] += bool(r["correct_generated"])
             c[2] += bool(r["correct_teacher_forced"])
-    rows = ["| length | samples | generated | teacher-forced |", "|---|---|---|---|"]
+            c[3].add(r.get("device", "NVIDIA H100 80GB HBM3"))
+    rows = ["| length | samples | generated | teacher-forced | device |", "|---|---|---|---|---|"]
     for L in sorted(by):
-        n, g, t = by[L]
-        rows.append(f"| {format_length(L)} | {n} | {g / n:.0%} | {t / n:.0%} |")
+        n, g, t, dev = by[L]
+        rows.append(f"| {format_length(L)} | {n} | {g / n:.0%} | {t / n:.0%} | {', '.join(sorted(dev))} |")
     return rows
 
 
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
         lines += ["Passkey task (`ramba.tasks.passkey`, default template and filler, 11 depths, task seed 7) at 4K "
                   "right after training, on the GPU:", ""] + _acc_table(run / "eval_4k.jsonl") + [""]
     if args.long and Path(args.long).exists():
-        lines += ["Passkey against length (reset-aligned inference, bf16 autocast, one H100; 5 depths; "
+        lines += ["Passkey against length (reset-aligned inference; H100 runs use bf16 autocast, CPU runs fp32; "
                   "see reports/generalization/):", ""] + _acc_table(Path(args.long)) + [""]
     if args.notes:
         lines += ["## Notes", "", args.notes, ""]

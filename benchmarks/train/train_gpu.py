@@ -7,7 +7,6 @@ output folder (for the `run` tool: $OUT). Optionally first probe step time per c
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil

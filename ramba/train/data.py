@@ -9,6 +9,7 @@ Row kinds (the `mix` of a config picks among them):
   mqar      multi-query associative recall: many short `key=value` facts spread over the chunks, 2-8 queries
   niah      RULER-style "special magic number for KEY" with distractor needles of other keys, one asked
   vt        RULER-style variable tracking: a chain VAR A = value, VAR B = VAR A, ...; answer lists the chain
+  copy      an earlier span of high-entropy filler repeated at the end (dense copy targets)
   text      plain local text (language-model loss only), when the config names local files
 
 Per target position the builder records the answer mask and the *source* position: where in the row the byte to
@@ -26,7 +27,6 @@ import torch
 from ramba.errors import BadInputError
 
 # ---------------------------------------------------------------------------------------------- filler pools
-_REPEAT = ("The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ")
 _INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
           "I will quiz you about the important information there. ")
 _WORDS = (
@@ -97,7 +97,6 @@ class FillerPools:
                 self.pools[f"task_{kind}"] = ids.astype(np.uint8)
         except ImportError:   # tasks package absent: our own fillers only
             pass
-        reps = pool_bytes // len(_REPEAT) + 1
         self.pools.update({
             "numbers_essay": np.frombuffer(_essay_text(rng, pool_bytes)[:pool_bytes], dtype=np.uint8),
             "letter_words": np.frombuffer(_words_text(rng, pool_bytes), dtype=np.uint8),
@@ -364,8 +363,8 @@ def vt_row(rng, pools, length, hops=(1, 3), segment=None) -> Row:
          b" in the text above. Answer: they are:")
     b.reserve_tail(len(q) + 6 * n + 1)
     # statements in increasing position order so each chain step refers backward
-    lo, spans = 0, []
-    seg = max(1, (b.tail_start - 0) // n)
+    spans = []
+    seg = max(1, b.tail_start // n)     # statement i lands in the i-th slice of the row
     for i, name in enumerate(names):
         stmt = b"VAR " + name + b" = " + (value if i == 0 else b"VAR " + names[i - 1]) + b". "
         s = b.free_span(len(stmt), lo=i * seg, hi=(i + 1) * seg)

@@ -223,8 +223,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if not math.isfinite(float(loss)):
-                raise RuntimeError(f"loss became {float(loss)} at step {step}: lower optim.lr or check the data")
+            if not math.isfinite(stats["loss"]):
+                raise RuntimeError(f"loss became {stats['loss']} at step {step}: lower optim.lr or check the data")
             opt.step()
             if device.type == "cuda" and (step + 1) % t.log_every == 0:
                 torch.cuda.synchronize()

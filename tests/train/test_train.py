@@ -3,7 +3,6 @@ stopped and resumed ends with exactly the weights of an uninterrupted run."""
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from ramba.train.config import config_from_dict
