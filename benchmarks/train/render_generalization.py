@@ -35,18 +35,22 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     acc = accuracy_table(df, ["model", "length"])
-    # accuracy vs length, all models
+    # accuracy vs length, all models: generated (solid) and teacher-forced (dashed)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for name, g in acc.groupby("model"):
-        yerr = [(g["acc"] - g["lo"]).clip(lower=0), (g["hi"] - g["acc"]).clip(lower=0)]
-        ax.errorbar(g["length"], g["acc"], yerr=yerr, marker="o", capsize=3, label=name)
+    for i, (name, g) in enumerate(df.groupby("model")):
+        color = f"C{i}"
+        for col, style, lab in (("correct_generated", "-", "generated"), ("correct_teacher_forced", "--", "teacher-forced")):
+            t = accuracy_table(g.assign(correct=g[col]), ["length"])
+            yerr = [(t["acc"] - t["lo"]).clip(lower=0), (t["hi"] - t["acc"]).clip(lower=0)]
+            ax.errorbar(t["length"] * (1.0 if style == "-" else 1.06), t["acc"], yerr=yerr, marker="o", capsize=3,
+                        ls=style, color=color, label=f"{name} ({lab})")
     lengths = sorted(acc["length"].unique())
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths, [format_length(int(x)) for x in lengths])
     ax.minorticks_off()
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("prompt length (tokens)")
-    ax.set_ylabel("passkey accuracy (generated, 95% Wilson CI)")
+    ax.set_ylabel("passkey accuracy (95% Wilson CI)")
     ax.axvline(4096, color="gray", ls=":", lw=1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
