@@ -5,6 +5,8 @@
 set -e
 SITE=${SITE:-/tmp/site}
 mkdir -p "$SITE"
+# A machine that is still warm keeps the last run's copy of this checkout: drop it so this run uses the new code.
+rm -rf "$SITE"/ramba "$SITE"/ramba_eval* build
 wheels=$(ls .whl/*.whl | grep -v '/ramba_eval-' || true)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" $wheels
 # This checkout: a real install when setuptools is there, else the namespace assembled from symlinks.
