@@ -77,7 +77,7 @@ def ensure_tiny_hf_model(path: Path | None = None) -> Path:
     hf_logging.disable_progress_bar()
 
     from ramba.evals.backend_hf import HINT_FILE
-    from ramba.evals.records import atomic_write_text
+    from ramba.atomic import atomic_write_text
 
     cfg = LlamaConfig(**TINY_HF_CONFIG)
     torch.manual_seed(0)

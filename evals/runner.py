@@ -222,7 +222,7 @@ def _lock(out: Path):
 def _write_config_copy(cfg: RunConfig, out: Path) -> None:
     """config.yaml next to the records: `ramba-eval run results/X/config.yaml` reproduces (and resumes) it."""
     import yaml
-    from ramba.evals.records import atomic_write_text
+    from ramba.atomic import atomic_write_text
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 

@@ -2,25 +2,16 @@
 authors' state-dict naming (see ramba/convert.py)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from ramba.atomic import atomic_write_bytes
 from ramba.config import PRESETS, RambaConfig
 from ramba.errors import BadInputError, CheckpointError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def state_dict_for_saving(model) -> dict[str, torch.Tensor]:
@@ -36,8 +27,8 @@ def save_pretrained(model, path) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     meta = {"format": "ramba", "arch": model.cfg.arch}
-    _atomic_write_bytes(path / WEIGHTS_FILE, save(state_dict_for_saving(model), metadata=meta))
-    _atomic_write_bytes(path / CONFIG_FILE, (model.cfg.to_json() + "\n").encode())
+    atomic_write_bytes(path / WEIGHTS_FILE, save(state_dict_for_saving(model), metadata=meta))
+    atomic_write_bytes(path / CONFIG_FILE, (model.cfg.to_json() + "\n").encode())
 
 
 def load_config(path) -> RambaConfig:

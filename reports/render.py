@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ramba.evals.lengths import format_length
-from ramba.evals.records import atomic_write_text
+from ramba.atomic import atomic_write_text
 from ramba.reports import plots
 from ramba.reports.load import load_results
 from ramba.reports.stats import accuracy_table, compare, efficiency_table

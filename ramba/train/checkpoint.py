@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ramba.atomic import atomic_write_text
 from ramba.errors import CheckpointError
 
 STATE_FILE = "train_state.pt"
@@ -21,10 +22,7 @@ def save_model_dir(model, out: Path, extra_files: dict[str, str] | None = None) 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    try:
-        model.save_pretrained(tmp)
-    except ImportError:      # model package without ramba.checkpoint yet: the same two files, written here
-        _save_plain(model, tmp)
+    model.save_pretrained(tmp)
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     old = out.with_name(out.name + ".old")
@@ -36,15 +34,6 @@ def save_model_dir(model, out: Path, extra_files: dict[str, str] | None = None) 
     if old.exists():
         shutil.rmtree(old)
     return out
-
-
-def _save_plain(model, out: Path) -> None:
-    from safetensors.torch import save_file
-    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if getattr(model.cfg, "tie_embeddings", False):
-        sd.pop("lm_head.weight", None)       # tied to embed.weight: safetensors stores no aliases
-    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(model.cfg.to_json())
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -65,10 +54,7 @@ def load_state(path: Path) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def load_model_dir(path: Path, device="cpu"):
