@@ -7,7 +7,8 @@ from ramba.errors import BadInputError, DoesNotFitError
 from ramba.tasks import ByteTokenizer, get_task
 from ramba.tasks.niah import load_variants, make_variant
 
-VARIANTS = sorted(load_variants()[0])
+# the NIAH and vt variants (cwe and fwe are in test_task_aggregation.py)
+VARIANTS = sorted(n for n, a in load_variants()[0].items() if a["family"] in ("niah", "vt"))
 
 
 def test_all_ruler_variants_registered():
