@@ -51,6 +51,13 @@ case "$JOB" in
   shipped)   # evaluation only
     $SHIPPED_LONG
     ;;
-  *) echo "unknown job $JOB (seed1 | mamba2 | transformer | swa-hsa | shipped)"; exit 2 ;;
+  final)     # evaluation only, of the checkpoints the jobs above brought back (carried as .runs/eval)
+    $SHIPPED_LONG
+    evaluate .runs/eval/ramba-tiny-seed1 1K,4K,16K,64K,256K,1M,4M,16M,64M 4 1
+    evaluate .runs/eval/swa-hsa-tiny 16M 4 1
+    evaluate .runs/eval/mamba2-tiny 16M,64M 4 1
+    evaluate .runs/eval/swa-hsa-tiny 64M 4 1
+    ;;
+  *) echo "unknown job $JOB (seed1 | mamba2 | transformer | swa-hsa | shipped | final)"; exit 2 ;;
 esac
 echo "job $JOB done in $(now) s"
