@@ -30,6 +30,29 @@ def _acc_table(path: Path) -> list[str]:
     return rows
 
 
+def _arch_facts(cfg: dict) -> str:
+    """The config fields that matter for this arch, in words."""
+    arch = cfg.get("arch")
+    layers = f"{cfg.get('n_lower')}+{cfg.get('n_upper')} layers, d_model {cfg.get('d_model')}"
+    hsa = f"HSA: chunk {cfg.get('chunk_size')}, top-{cfg.get('topk')}, fusion={cfg.get('fusion')}"
+    if arch == "ramba":
+        return f"{layers}, mamba_segment={cfg.get('mamba_segment')}, {hsa}"
+    if arch == "swa-hsa":
+        return f"{layers}, sliding window {cfg.get('swa_window')}, {hsa}"
+    if arch == "transformer":
+        return f"{layers}, {cfg.get('attn_heads')} heads, full causal attention, RoPE theta {cfg.get('rope_theta'):g}"
+    return f"{layers}, Mamba2 only, no state resets"
+
+
+def _held_out(fe: dict) -> str:
+    line = f"Held-out rows at 4096 tokens at the end of training: answer exact {fe.get('eval_exact', float('nan')):.0%}"
+    if "eval_exact_hsa_off" not in fe:
+        return line + " (no HSA in this arch)."
+    return (line + f", with HSA switched off {fe['eval_exact_hsa_off']:.0%}; needle chunk in the top-k "
+            f"{fe.get('eval_needle_in_topk', float('nan')):.0%}, fusion weight on it "
+            f"{fe.get('eval_needle_weight', float('nan')):.2f}.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("ckpt")
@@ -48,9 +71,7 @@ def main(argv=None) -> int:
              "## Recipe", "",
              f"- Re-run: `ramba-eval train {args.config}` (or `python benchmarks/train/train_gpu.py {args.config} --out DIR` "
              "on a GPU; the recipe stops at its own wall-clock budget).",
-             f"- Config: [`{args.config}`](../../{args.config}); model config: `config.json` here "
-             f"(mamba_segment={cfg.get('mamba_segment')}, fusion={cfg.get('fusion')}, chunk {cfg.get('chunk_size')}, "
-             f"top-{cfg.get('topk')}).",
+             f"- Config: [`{args.config}`](../../{args.config}); model config: `config.json` here ({_arch_facts(cfg)}).",
              "- Data: generators in `ramba/train/data.py` (copy rows, multi-query associative recall, passkey with the "
              "evaluation task's templates and fillers plus variants, RULER-style NIAH with distractor keys, variable "
              "tracking); curriculum 128 -> 512 -> 1024 -> 2048 -> 4096-token rows; answer CE weight 8.",
@@ -58,15 +79,13 @@ def main(argv=None) -> int:
              f"on {s['device']} ({s['dtype']}, torch {s['torch']}).", "",
              "## Training curves", "", "![curves](curves.png)", "",
              "## Evaluation", "",
-             f"Held-out rows at 4096 tokens at the end of training: answer exact {fe.get('eval_exact', float('nan')):.0%}, "
-             f"with HSA switched off {fe.get('eval_exact_hsa_off', float('nan')):.0%}; needle chunk in the top-k "
-             f"{fe.get('eval_needle_in_topk', float('nan')):.0%}, fusion weight on it {fe.get('eval_needle_weight', float('nan')):.2f}.",
-             ""]
+             _held_out(fe), ""]
     if (run / "eval_4k.jsonl").exists():
         lines += ["Passkey task (`ramba.tasks.passkey`, default template and filler, 11 depths, task seed 7) at 4K "
                   "right after training, on the GPU:", ""] + _acc_table(run / "eval_4k.jsonl") + [""]
     if args.long and Path(args.long).exists():
-        lines += ["Passkey against length (reset-aligned inference; H100 runs use bf16 autocast, CPU runs fp32; "
+        reset = "reset-aligned inference" if cfg.get("mamba_segment") else "no state resets"
+        lines += [f"Passkey against length ({reset}; H100 runs use bf16 autocast, CPU runs fp32; "
                   "see reports/generalization/):", ""] + _acc_table(Path(args.long)) + [""]
     if args.notes:
         lines += ["## Notes", "", args.notes, ""]
