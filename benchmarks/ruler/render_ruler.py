@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     # one heatmap per model: task x length
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models) + 1.5, 0.42 * len(tasks) + 1.6),
-                             sharey=True)
+                             sharey=True, layout="constrained")
     for ax, m in zip(list(axes) if len(models) > 1 else [axes], models):
         grid = [[mean.get((m, t, L), float("nan")) for L in lengths] for t in tasks]
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         ax.set_title(m, fontsize=10)
     fig.colorbar(im, ax=axes, shrink=0.8, label="RULER score")
     fig.suptitle("RULER-style tasks by prompt length (CPU; models trained on rows of at most 4096 tokens)")
-    _save(fig, out / "ruler_heatmap.png")
+    _save(fig, out / "ruler_heatmap.png", tight=False)
     return 0
 
 
