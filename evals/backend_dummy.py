@@ -30,7 +30,7 @@ class DummyBackend(LoglikelihoodMixin):
         self.seed = seed
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, prompt_length: int | None = None) -> None:
         self._n = 0          # tokens consumed so far (int: Python ints never overflow)
         self._last = -1
 
@@ -69,7 +69,7 @@ class OracleBackend(LoglikelihoodMixin):
         self.vocab = int(self.tokenizer.vocab_size)
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, prompt_length: int | None = None) -> None:
         self._chunks: list[np.ndarray] = []
         self._ids = np.zeros(0, dtype=np.int32)
 

@@ -94,7 +94,7 @@ class HFBackend(LoglikelihoodMixin):
                                 f"only {self.model.config.vocab_size}; pass the model's own --tokenizer")
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, prompt_length: int | None = None) -> None:
         self._cache = None
 
     def _forward(self, ids) -> "torch.Tensor":

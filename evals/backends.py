@@ -19,7 +19,7 @@ class Backend(Protocol):
     tokenizer: object      # ramba.tasks.tokenizers.Tokenizer
     device: str
 
-    def reset(self) -> None: ...
+    def reset(self, prompt_length: int | None = None) -> None: ...  # length known: RAMba anchors its resets
     def consume(self, ids): ...            # ids np.ndarray int -> logits of its last token, torch [V] fp32
     def step(self, token: int): ...        # one token -> its logits, torch [V] fp32
     def state_bytes(self) -> int: ...
@@ -102,7 +102,7 @@ class LoglikelihoodMixin:
         import torch
         if len(context) == 0 or len(continuation) == 0:
             raise BadInputError("loglikelihood needs a non-empty context and continuation")
-        self.reset()
+        self.reset(prompt_length=len(context))
         ctx = np.asarray(context, dtype=np.int64)
         seg = int(getattr(self, "segment", 4096))
         for s in range(0, len(ctx), seg):  # long contexts go in segments, as in a run

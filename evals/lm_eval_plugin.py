@@ -94,7 +94,7 @@ class RambaLM(LM):
             until = [until] if isinstance(until, str) else list(until)
             limit = int(kw.get("max_gen_toks", self.max_gen_toks))
             ids = np.asarray(tok.encode(context) or self.prefix_ids, dtype=np.int64)
-            be.reset()
+            be.reset(prompt_length=len(ids))
             for s in range(0, len(ids), be.segment):
                 logits = be.consume(ids[s:s + be.segment])
             gen: list[int] = []

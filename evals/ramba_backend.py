@@ -55,8 +55,10 @@ class RambaBackend(LoglikelihoodMixin):
         self.tokenizer = tokenizer
         self.reset()
 
-    def reset(self) -> None:
-        self.state = self.model.allocate_state(batch_size=1, device=self.device)
+    def reset(self, prompt_length: int | None = None) -> None:
+        """A new empty state; with the prompt's length known, the last Mamba reset falls cfg.reset_tail tokens
+        before its end whatever the length (docs/contracts.md, reset-aligned inference)."""
+        self.state = self.model.allocate_state(batch_size=1, device=self.device, prompt_length=prompt_length)
 
     def consume(self, ids: np.ndarray):
         import torch

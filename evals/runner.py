@@ -137,7 +137,7 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...]) -> list[SampleRe
     chunks = sample.prompt_chunks(p.segment)
     first = next(chunks)  # the task builds the prompt (or its cache file) here, before the clock starts
     t0 = time.perf_counter()
-    be.reset()
+    be.reset(prompt_length=sample.length)   # RAMba anchors its reset grid to the prompt end
     logits = be.consume(first)
     fed = len(first)
     for chunk in chunks:

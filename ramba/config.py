@@ -32,7 +32,10 @@ class RambaConfig:
     d_conv: int = 4
     n_groups: int = 1
     ssd_chunk: int = 64              # chunk length of the chunked SSD scan
-    mamba_segment: int | None = None  # reset every Mamba2 state at absolute multiples of this (None = never)
+    mamba_segment: int | None = None  # reset every Mamba2 state every this many tokens (None = never)
+    # Evaluation: the reset grid is anchored to the prompt's end so the last reset falls exactly reset_tail
+    # tokens before it, whatever the length (None = grid at absolute multiples of mamba_segment).
+    reset_tail: int | None = None
     # attention mixers (swa-hsa, transformer)
     attn_heads: int = 8
     swa_window: int = 512
@@ -75,6 +78,10 @@ class RambaConfig:
                 bad(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.mamba_segment is not None and (not isinstance(self.mamba_segment, int) or self.mamba_segment < 0):
             bad(f"mamba_segment must be None or a non-negative integer, got {self.mamba_segment!r}")
+        if self.reset_tail is not None and (not isinstance(self.reset_tail, int) or not self.mamba_segment
+                                            or not 0 < self.reset_tail < self.mamba_segment):
+            bad(f"reset_tail must be None or an integer in 1..mamba_segment-1 (needs mamba_segment), "
+                f"got {self.reset_tail!r}")
         if self.fusion not in ("stick_breaking", "softmax"):
             bad(f"fusion must be 'stick_breaking' or 'softmax', got {self.fusion!r}")
         if not isinstance(self.select_noise, (int, float)) or self.select_noise < 0:

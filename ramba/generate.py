@@ -13,7 +13,7 @@ def generate_greedy(model, ids: torch.Tensor, max_new_tokens: int, state=None, e
     if max_new_tokens < 1:
         raise BadInputError("max_new_tokens must be >= 1")
     if state is None:
-        state = model.allocate_state(ids.shape[0], device=ids.device)
+        state = model.allocate_state(ids.shape[0], device=ids.device, prompt_length=ids.shape[1])
     logits, state = model.prefill(ids, state, logits="last")
     logits = logits[:, -1]                                                  # [B, V]
     out = []

@@ -112,24 +112,36 @@ class RambaModel(nn.Module):
 
     # ---------------------------------------------------------------- public API
     def forward(self, ids: torch.Tensor, mamba_segment: int | None = None, hsa_enabled: bool = True,
-                return_aux: bool = False, forced_indices: torch.Tensor | None = None):
+                return_aux: bool = False, forced_indices: torch.Tensor | None = None, reset_phase: int = 0):
         """ids [B, T] int64 -> logits [B, T, V] (and aux with return_aux).
 
-        mamba_segment: None = the config's value, 0 = no resets. forced_indices [B, T, Hkv, K] replaces the
-        selection (oracle control). aux: indices/weights/scores [B, T, Hkv, K], landmarks, mem_k, mem_v.
+        mamba_segment: None = the config's value, 0 = no resets. reset_phase: resets fall at positions
+        p >= 1 with p % mamba_segment == reset_phase (see reset_phase_for). forced_indices [B, T, Hkv, K]
+        replaces the selection (oracle control). aux: indices/weights/scores [B, T, Hkv, K], landmarks, mem_k,
+        mem_v.
         """
         self._check_ids(ids)
         seg = self.cfg.mamba_segment if mamba_segment is None else mamba_segment
-        logits, aux = self._run(ids, None, seg, hsa_enabled, forced_indices, "all")
+        logits, aux = self._run(ids, None, seg, hsa_enabled, forced_indices, "all", reset_phase)
         return (logits, aux) if return_aux else logits
 
-    def allocate_state(self, batch_size: int = 1, device=None, dtype=None) -> RambaState:
+    def reset_phase_for(self, prompt_length: int | None) -> int:
+        """The reset phase that puts the last reset before a prompt of this length exactly cfg.reset_tail tokens
+        before its end (0, the absolute grid, when the length is unknown or the config has no reset_tail)."""
+        cfg = self.cfg
+        if not (cfg.mamba_segment and cfg.reset_tail and prompt_length):
+            return 0
+        return (int(prompt_length) - cfg.reset_tail) % cfg.mamba_segment
+
+    def allocate_state(self, batch_size: int = 1, device=None, dtype=None,
+                       prompt_length: int | None = None) -> RambaState:
+        """A fresh state. prompt_length (when known) anchors the reset grid to the prompt's end."""
         cfg = self.cfg
         p = self.embed.weight
         device = p.device if device is None else torch.device(device)
         dtype = p.dtype if dtype is None else dtype
         layers = [blk.mixer.allocate_state(batch_size, device, dtype) for blk in self.blocks]
-        state = RambaState(batch_size=batch_size, layers=layers)
+        state = RambaState(batch_size=batch_size, layers=layers, reset_phase=self.reset_phase_for(prompt_length))
         if cfg.has_hsa:
             state.memory = DeviceChunkMemory(batch_size, cfg.hsa_kv_heads, cfg.hsa_head_dim,
                                              cfg.retrieval_dim // cfg.hsa_kv_heads, cfg.chunk_size, device, dtype)
@@ -148,7 +160,7 @@ class RambaModel(nn.Module):
             raise BadInputError(f"prefill logits must be 'all' or 'last', got {logits!r}")
         if not isinstance(state, RambaState) or state.batch_size != ids.shape[0]:
             raise BadInputError("prefill needs a RambaState from model.allocate_state(batch_size=ids.shape[0])")
-        out, _ = self._run(ids, state, self.cfg.mamba_segment, True, None, logits)
+        out, _ = self._run(ids, state, self.cfg.mamba_segment, True, None, logits, state.reset_phase)
         return out, state
 
     @torch.no_grad()
@@ -229,20 +241,24 @@ class RambaModel(nn.Module):
     def _layer_state(self, state, j):
         return None if state is None else state.layers[j]
 
-    def _run(self, ids, state, segment, hsa_enabled, forced_indices, logits_mode):
+    def _run(self, ids, state, segment, hsa_enabled, forced_indices, logits_mode, reset_phase=0):
         cfg = self.cfg
         B, T = ids.shape
         S = cfg.chunk_size
         pos0 = 0 if state is None else state.pos
         ops = self.ops(ids.device)
+        # Mamba mixers see positions shifted so that the resets (at p % segment == reset_phase) fall on
+        # multiples of the segment; attention mixers keep true positions (RoPE).
+        shift = (segment - reset_phase % segment) % segment if (segment and cfg.uses_mamba) else 0
         x = self.embed(ids)                                                    # [B, T, d]
         for j, blk in enumerate(self.lower):
-            x = blk(x, self._layer_state(state, j), pos0, segment)
+            x = blk(x, self._layer_state(state, j), pos0 + shift, segment)
         # With resets, upper-stack outputs before the last boundary cannot reach later tokens (chunk memory
         # comes from the lower stack): skip them when only the last logits are wanted.
         start = 0
         if logits_mode == "last" and segment and cfg.uses_mamba:
-            start = max(0, ((pos0 + T - 1) // segment) * segment - pos0)
+            m0 = pos0 + shift
+            start = max(0, ((m0 + T - 1) // segment) * segment - m0)
         aux: dict = {}
         use_hsa = cfg.has_hsa and hsa_enabled
         if use_hsa:
@@ -276,7 +292,7 @@ class RambaModel(nn.Module):
             if use_hsa:
                 x = self.hsa[g](x, mem_k, mem_v, indices, weights, attend)
             for blk in self.upper[g * per:(g + 1) * per]:
-                x = blk(x, self._layer_state(state, j), pos_up, segment)
+                x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
                 j += 1
         if state is not None:
             state.pos += T

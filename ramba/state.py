@@ -97,6 +97,7 @@ class RambaState:
     chunk_buffer: torch.Tensor | None = None   # [B, S, d] lower-stack outputs of the incomplete chunk
     buffer_len: int = 0
     pos: int = 0                      # absolute tokens consumed so far
+    reset_phase: int = 0              # Mamba resets at positions p >= 1 with p % mamba_segment == reset_phase
     meta: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:

@@ -144,9 +144,11 @@ class NiahTask(_SyntheticTask):
     """num_k keys hidden (the first num_q queried), num_v values each; queried needle 0 at the given depth."""
 
     def __init__(self, name: str, haystack: str, type_k: str, type_v: str, num_k: int = 1, num_v: int = 1,
-                 num_q: int = 1, memory_max_tokens: int = MEMORY_MAX_TOKENS):
+                 num_q: int = 1, templates: str = "standard", memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
-        self.haystack = _check_choice("haystack", haystack, ("noise", "essay", "needle"))
+        self.haystack = _check_choice("haystack", haystack, ("noise", "essay", "needle", "zipf"))
+        # "standard": variants.yaml's wording; "heldout": a wording from template_bank.HELDOUT per sample
+        self.templates = _check_choice("templates", templates, ("standard", "heldout"))
         self.type_k = _check_choice("type_k", type_k, ("words", "numbers", "uuids"))
         self.type_v = _check_choice("type_v", type_v, ("numbers", "uuids"))
         self.num_q = _check_count("num_q", num_q)
@@ -154,24 +156,25 @@ class NiahTask(_SyntheticTask):
         self.num_v = _check_count("num_v", num_v)
         self.memory_max_tokens = int(memory_max_tokens)
         self.description = (f"RULER NIAH: {self.num_k} {type_k} key(s) x {self.num_v} {type_v} value(s), "
-                            f"{self.num_q} queried, {haystack} haystack; string_match_all")
+                            f"{self.num_q} queried, {haystack} haystack"
+                            f"{', held-out wording' if templates == 'heldout' else ''}; string_match_all")
         if haystack == "needle":
             register_pool(self._filler(), lambda: [*_distractors(self.type_k, self.type_v)[2]])
 
     def _filler(self) -> str:
-        named = {"noise": "ruler_noise", "essay": "essay"}
+        named = {"noise": "ruler_noise", "essay": "essay", "zipf": "zipf"}
         return named.get(self.haystack, f"niah_needles:{self.type_k}:{self.type_v}")
 
     def config(self) -> dict:
         return {"task": "niah", "version": GENERATOR_VERSION, "haystack": self.haystack, "type_k": self.type_k,
                 "type_v": self.type_v, "num_k": self.num_k, "num_v": self.num_v, "num_q": self.num_q,
-                "pool_seed": POOL_SEED}
+                "pool_seed": POOL_SEED, **({"templates": self.templates} if self.templates != "standard" else {})}
 
     def make_sample(self, length: int, depth: float, seed: int, index: int, tokenizer: Tokenizer) -> Sample:
         length, depth = check_lengths([length])[0], check_depths([depth])[0]
         seed, index = check_seed(seed), check_seed(index)
-        tpl = load_variants()[1]["niah"]
         rng = self._rng(seed, length, depth, index)
+        tpl = self._template(rng)
         # in a haystack of distractor needles, the hidden keys and values must not occur among the distractors
         no_keys, no_values = (_distractors(self.type_k, self.type_v)[:2] if self.haystack == "needle"
                               else (frozenset(), frozenset()))
@@ -206,6 +209,19 @@ class NiahTask(_SyntheticTask):
                              seed=seed, index=index, layout=layout, filler=self._filler(), answer_text=answer_text,
                              answer_ids=answer_ids, meta=meta, memory_max_tokens=self.memory_max_tokens)
 
+    def _template(self, rng: np.random.Generator) -> dict:
+        """variants.yaml's niah texts, or (heldout) the same fields with a wording training never saw."""
+        std = load_variants()[1]["niah"]
+        if self.templates == "standard":
+            return std
+        from ramba.tasks.template_bank import draw_niah_template
+        t = draw_niah_template(rng, "heldout", _TYPE_WORD[self.type_v])
+        lab = t["label"]
+        return {**std, "needle": t["needle"], "question_one": t["question_one"], "question_many": t["question_many"],
+                "intro_one": f"A {lab} is hidden in the text below. Memorize it: you will be asked for it at the end.\n",
+                "intro_many": f"Some {lab}s are hidden in the text below. Memorize them: you will be asked for them "
+                              f"at the end.\n"}
+
 
 # ---------------------------------------------------------------- variable tracking
 
@@ -218,9 +234,10 @@ class VTTask(_SyntheticTask):
     variable of chain 0. Chain 0's first statement sits at the given depth, its later ones after it."""
 
     def __init__(self, name: str = "vt", haystack: str = "noise", num_chains: int = 1, num_hops: int = 4,
-                 memory_max_tokens: int = MEMORY_MAX_TOKENS):
+                 templates: str = "standard", memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
         self.haystack = _check_choice("haystack", haystack, ("noise", "essay"))
+        self.templates = _check_choice("templates", templates, ("standard", "heldout"))
         self.num_chains = _check_count("num_chains", num_chains)
         self.num_hops = _check_count("num_hops", num_hops, lo=0)
         self.memory_max_tokens = int(memory_max_tokens)
@@ -229,13 +246,17 @@ class VTTask(_SyntheticTask):
 
     def config(self) -> dict:
         return {"task": "vt", "version": GENERATOR_VERSION, "haystack": self.haystack,
-                "num_chains": self.num_chains, "num_hops": self.num_hops, "pool_seed": POOL_SEED}
+                "num_chains": self.num_chains, "num_hops": self.num_hops, "pool_seed": POOL_SEED,
+                **({"templates": self.templates} if self.templates != "standard" else {})}
 
     def make_sample(self, length: int, depth: float, seed: int, index: int, tokenizer: Tokenizer) -> Sample:
         length, depth = check_lengths([length])[0], check_depths([depth])[0]
         seed, index = check_seed(seed), check_seed(index)
         tpl = load_variants()[1]["vt"]
         rng = self._rng(seed, length, depth, index)
+        if self.templates == "heldout":
+            from ramba.tasks.template_bank import draw_vt_template
+            tpl = {**tpl, **draw_vt_template(rng, "heldout"), "intro": "Follow the variables defined in the text below.\n"}
         n_vars = self.num_hops + 1
         names = self._vars(rng, n_vars)                      # [num_chains * n_vars] distinct
         chain_values: list[str] = []     # 5-digit values (RULER's vt), one per chain, distinct

@@ -45,6 +45,8 @@ class DataSpec:
     mix: dict = field(default_factory=lambda: {"passkey": 1.0})
     kind_args: dict = field(default_factory=dict)    # per row kind keyword arguments (data.py)
     local_text: tuple = ()                           # files/folders of .txt/.md for filler and `text` rows
+    exclude_fillers: tuple = ()                      # filler pools held out of training (e.g. task_zipf)
+    random_reset_phase: bool = False                 # a random Mamba reset phase per step (length-robust resets)
     answer_weight: float = 8.0                       # answer-token CE weight relative to the all-token CE
     lm_weight: float = 1.0                           # weight of the all-token CE
 
@@ -56,6 +58,7 @@ class Stage:
     batch: int
     mix: dict | None = None       # this stage's task mix (default: data.mix)
     segment: int | None = None    # this stage's Mamba reset spacing (default: the model's mamba_segment)
+    random_phase: bool | None = None   # this stage's random reset phase (default: data.random_reset_phase)
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,9 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
             raise BadInputError(f"curriculum[{i}]: need increasing 0 < until <= 1 and positive length/batch, got {s}")
         prev = s.until
     data = dict(raw.get("data") or {})
-    if "local_text" in data:
-        data["local_text"] = tuple(data["local_text"] or ())
+    for key in ("local_text", "exclude_fillers"):
+        if key in data:
+            data[key] = tuple(data[key] or ())
     optim = dict(raw.get("optim") or {})
     if "betas" in optim:
         optim["betas"] = tuple(optim["betas"])

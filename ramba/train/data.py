@@ -85,7 +85,8 @@ class FillerPools:
 
     TASK_KINDS = ("sentences", "essay", "zipf", "noise", "ruler_noise")
 
-    def __init__(self, seed: int, pool_bytes: int = 1 << 21, local_text: Sequence[str | Path] = ()):
+    def __init__(self, seed: int, pool_bytes: int = 1 << 21, local_text: Sequence[str | Path] = (),
+                 exclude: Sequence[str] = ()):
         rng = np.random.default_rng(seed)
         self.pools: dict[str, np.ndarray] = {}
         try:
@@ -105,6 +106,11 @@ class FillerPools:
         local = self._read_local(local_text)
         if local is not None:
             self.pools["local"] = local
+        unknown = set(exclude) - set(self.pools)
+        if unknown:
+            raise BadInputError(f"data.exclude_fillers: unknown filler(s) {sorted(unknown)}; known: {sorted(self.pools)}")
+        for kind in exclude:          # held out of training: evaluation-only fillers
+            del self.pools[kind]
         self.kinds = list(self.pools)
 
     @staticmethod
@@ -125,7 +131,7 @@ class FillerPools:
 
     def window(self, rng: np.random.Generator, n: int, kind: str | None = None) -> np.ndarray:
         """A writable copy of n filler bytes from `kind` (random kind if None)."""
-        if kind not in self.pools:
+        if kind not in self.pools:        # None, or a kind held out of training: a random training pool
             kind = self.kinds[int(rng.integers(0, len(self.kinds)))]
         pool = self.pools[kind]
         if n > len(pool):
@@ -163,8 +169,10 @@ class _Builder:
     """
 
     def __init__(self, rng: np.random.Generator, pools: FillerPools, length: int, filler: str | None = None,
-                 segment: int | None = None):
+                 segment: int | None = None, phase: int = 0):
         self.rng, self.L, self.segment = rng, length, segment
+        # resets at positions p % segment == phase; in shifted coordinates (p + shift) they are multiples
+        self.shift = (segment - phase % segment) % segment if segment else 0
         self.data = pools.window(rng, length + 1, filler)
         self.answer = np.zeros(length, dtype=bool)
         self.source = np.full(length, -1, dtype=np.int64)
@@ -180,15 +188,15 @@ class _Builder:
         if not seg or n > seg:
             self.tail_start = end - n
             return self.tail_start
-        a = end - n
-        if a // seg == (end - 1) // seg and self.rng.random() < 0.5:
+        a, sh = end - n, self.shift
+        if (a + sh) // seg == (end - 1 + sh) // seg and self.rng.random() < 0.5:
             self.tail_start = a                         # evaluation layout: answer last, inside the final window
             return a
-        w = (end - 1) // seg                            # the last window that can hold the whole tail
-        while w * seg + n > end and w > 0:
+        w = (end - 1 + sh) // seg                       # the last window that can hold the whole tail
+        while w * seg - sh + n > end and w > 0:
             w -= 1
-        hi = min((w + 1) * seg, end) - n
-        lo = max(w * seg, end // 2)                     # the first half of the row stays free for facts
+        hi = min((w + 1) * seg - sh, end) - n
+        lo = max(w * seg - sh, end // 2, 1)             # the first half of the row stays free for facts
         self.tail_start = int(self.rng.integers(lo, hi + 1)) if lo <= hi else end - n
         return self.tail_start
 
@@ -249,13 +257,13 @@ _TEMPLATES: list | None = None
 
 
 def passkey_row(rng, pools, length, digits=(5, 5), distractors=0.3, depth=None, segment=None,
-                eval_template_p=0.5) -> Row:
+                eval_template_p=0.5, phase=0) -> Row:
     """One pass key in the haystack, asked for at the end. With probability eval_template_p the evaluation
     task's template 0 (needle, question, answer) is used, else a random one of the others."""
     global _TEMPLATES
     if _TEMPLATES is None:
         _TEMPLATES = _passkey_templates()
-    b = _Builder(rng, pools, length, segment=segment)
+    b = _Builder(rng, pools, length, segment=segment, phase=phase)
     n_dig = int(rng.integers(digits[0], digits[1] + 1))
     key = (str(int(rng.integers(1, 10))) + _digits(rng, n_dig - 1).decode()).encode()
     ti = 0 if rng.random() < eval_template_p else int(rng.integers(1, len(_TEMPLATES)))
@@ -287,9 +295,9 @@ def passkey_row(rng, pools, length, digits=(5, 5), distractors=0.3, depth=None, 
     return b.row("passkey")
 
 
-def mqar_row(rng, pools, length, facts_per_chunk=1.0, chunk=64, max_queries=8, segment=None) -> Row:
+def mqar_row(rng, pools, length, facts_per_chunk=1.0, chunk=64, max_queries=8, segment=None, phase=0) -> Row:
     """Many `key=value` facts (2-3 letter keys, 2-4 digit values); queries repeat `key=` and copy the value."""
-    b = _Builder(rng, pools, length, segment=segment)
+    b = _Builder(rng, pools, length, segment=segment, phase=phase)
     n_facts = max(2, int(length / chunk * facts_per_chunk))
     keys: dict[bytes, tuple[bytes, int]] = {}
     n_q = int(rng.integers(2, max_queries + 1))
@@ -319,10 +327,10 @@ def _word_key(rng) -> str:
     return f"{rng.choice(_ADJ)}-{rng.choice(_NOUN)}"
 
 
-def niah_row(rng, pools, length, n_needles=(1, 4), segment=None) -> Row:
+def niah_row(rng, pools, length, n_needles=(1, 4), segment=None, phase=0) -> Row:
     """RULER-style: 'One of the special magic numbers for KEY is: 7 digits.', distractor keys, one asked."""
     b = _Builder(rng, pools, length, filler=rng.choice(["task_essay", "task_ruler_noise", "task_noise"]),
-                 segment=segment)
+                 segment=segment, phase=phase)
     n = int(rng.integers(n_needles[0], n_needles[1] + 1))
     n = max(1, min(n, (length - 220) // 120))    # short rows hold fewer needles
     keys: list[str] = []
@@ -348,10 +356,10 @@ def niah_row(rng, pools, length, n_needles=(1, 4), segment=None) -> Row:
     return b.row("niah")
 
 
-def vt_row(rng, pools, length, hops=(1, 3), segment=None) -> Row:
+def vt_row(rng, pools, length, hops=(1, 3), segment=None, phase=0) -> Row:
     """Variable tracking: VAR A = 5 digits, VAR B = VAR A, ... in order; the answer lists A B C ..."""
     b = _Builder(rng, pools, length, filler=rng.choice(["task_ruler_noise", "task_noise", "task_essay"]),
-                 segment=segment)
+                 segment=segment, phase=phase)
     n = int(rng.integers(hops[0], hops[1] + 1)) + 1
     names = []
     while len(names) < n:
@@ -380,12 +388,12 @@ def vt_row(rng, pools, length, hops=(1, 3), segment=None) -> Row:
     return b.row("vt")
 
 
-def copy_row(rng, pools, length, span=(24, 64), prompt=4, segment=None) -> Row:
+def copy_row(rng, pools, length, span=(24, 64), prompt=4, segment=None, phase=0) -> Row:
     """Repeat a random span of earlier high-entropy text at the tail: after the first `prompt` bytes every
     byte of the repeat is a copy target. Dense copy signal (tens of targets per row) to form the in-chunk
     lookup (match the recent context, emit what followed it) before the sparse passkey/MQAR facts."""
     filler = rng.choice(["char_noise", "letter_words", "task_zipf", "task_noise", "task_sentences"])
-    b = _Builder(rng, pools, length, filler=filler, segment=segment)
+    b = _Builder(rng, pools, length, filler=filler, segment=segment, phase=phase)
     n = int(rng.integers(span[0], span[1] + 1))
     b.reserve_tail(n + 1)
     hi = b.tail_start - n - (segment or 0) // 2     # source well before the tail (usually an earlier window)
@@ -396,14 +404,24 @@ def copy_row(rng, pools, length, span=(24, 64), prompt=4, segment=None) -> Row:
     return b.row("copy")
 
 
-def text_row(rng, pools, length, segment=None) -> Row:
+def text_row(rng, pools, length, segment=None, phase=0) -> Row:
     """Plain local text: language-model loss only (no answer)."""
     b = _Builder(rng, pools, length, filler="local" if "local" in pools.pools else None)
     return b.row("text")
 
 
+def ruler_niah_row(*args, **kw) -> Row:
+    from ramba.train.ruler_rows import ruler_niah_row as make
+    return make(*args, **kw)
+
+
+def ruler_vt_row(*args, **kw) -> Row:
+    from ramba.train.ruler_rows import ruler_vt_row as make
+    return make(*args, **kw)
+
+
 ROW_KINDS = {"passkey": passkey_row, "mqar": mqar_row, "niah": niah_row, "vt": vt_row, "copy": copy_row,
-             "text": text_row}
+             "text": text_row, "ruler_niah": ruler_niah_row, "ruler_vt": ruler_vt_row}
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -425,7 +443,8 @@ class RowSampler:
     """Draws rows of a task mix. `mix` maps row kind -> probability weight; kwargs per kind in `kind_args`."""
 
     def __init__(self, mix: dict[str, float], seed: int, local_text: Sequence[str] = (),
-                 kind_args: dict[str, dict] | None = None, pool_bytes: int = 1 << 21, segment: int | None = None):
+                 kind_args: dict[str, dict] | None = None, pool_bytes: int = 1 << 21, segment: int | None = None,
+                 exclude_fillers: Sequence[str] = ()):
         unknown = set(mix) - set(ROW_KINDS)
         if unknown:
             raise BadInputError(f"unknown row kinds {sorted(unknown)}: use {sorted(ROW_KINDS)}")
@@ -437,7 +456,8 @@ class RowSampler:
         self.kinds, self.p = list(mix), w / w.sum()
         self.kind_args = kind_args or {}
         self.segment = segment
-        self.pools = FillerPools(seed, pool_bytes=pool_bytes, local_text=local_text)
+        self.phase = 0            # reset phase of the batch being drawn (the trainer sets it per step)
+        self.pools = FillerPools(seed, pool_bytes=pool_bytes, local_text=local_text, exclude=exclude_fillers)
 
     def row(self, rng: np.random.Generator, length: int, kind: str | None = None, mix: dict | None = None) -> Row:
         if kind is None and mix:
@@ -445,7 +465,7 @@ class RowSampler:
             w = np.array([float(mix[k]) for k in names])
             kind = names[int(rng.choice(len(names), p=w / w.sum()))]
         kind = kind or self.kinds[int(rng.choice(len(self.kinds), p=self.p))]
-        kw = {"segment": self.segment, **self.kind_args.get(kind, {})}
+        kw = {"segment": self.segment, "phase": self.phase, **self.kind_args.get(kind, {})}
         return ROW_KINDS[kind](rng, self.pools, length, **kw)
 
     def batch(self, rng: np.random.Generator, batch_size: int, length: int, kind: str | None = None,

@@ -26,9 +26,12 @@ def _autocast(device: torch.device, amp: bool):
 
 @torch.no_grad()
 def greedy_after_prompt(model, prompts: Iterator[np.ndarray] | Sequence[np.ndarray], batch: int, n_new: int,
-                        device: torch.device, hsa_enabled: bool = True, amp: bool = False) -> np.ndarray:
-    """Feed prompt pieces (each [batch, t] int) and decode n_new tokens greedily -> [batch, n_new] int64."""
-    state = model.allocate_state(batch_size=batch, device=device, dtype=torch.bfloat16 if amp else None)
+                        device: torch.device, hsa_enabled: bool = True, amp: bool = False,
+                        prompt_length: int | None = None) -> np.ndarray:
+    """Feed prompt pieces (each [batch, t] int) and decode n_new tokens greedily -> [batch, n_new] int64.
+    prompt_length (the same for every row) anchors the model's reset grid to the prompt's end."""
+    state = model.allocate_state(batch_size=batch, device=device, dtype=torch.bfloat16 if amp else None,
+                                 prompt_length=prompt_length)
     logits = None
     with _autocast(device, amp):
         if not hsa_enabled:
@@ -80,7 +83,7 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
                 pieces = (p[None] for p in group[0].prompt_chunks(piece_tokens))
             else:
                 pieces = [np.stack([np.concatenate(list(s.prompt_chunks(piece_tokens))) for s in group])]
-            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp)
+            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp, prompt_length=length)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = (time.perf_counter() - t0) / len(group)

@@ -58,13 +58,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def forward(model, ids: torch.Tensor, mcfg, hsa_enabled: bool = True, return_aux: bool = True,
-            segment: int | None = None):
+            segment: int | None = None, reset_phase: int = 0):
     """Model forward with the training hooks; archs without HSA get neither hook."""
     seg = mcfg.mamba_segment if segment is None else segment
     if mcfg.has_hsa:
-        out = model(ids, mamba_segment=seg, hsa_enabled=hsa_enabled, return_aux=return_aux)
+        out = model(ids, mamba_segment=seg, hsa_enabled=hsa_enabled, return_aux=return_aux, reset_phase=reset_phase)
         return out if return_aux else (out, None)
-    kw = {"mamba_segment": seg} if mcfg.uses_mamba else {}
+    kw = {"mamba_segment": seg, "reset_phase": reset_phase} if mcfg.uses_mamba else {}
     return model(ids, **kw), None
 
 
@@ -151,7 +151,7 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             raise BadInputError(f"curriculum length {s.length} is not a multiple of chunk_size {mcfg.chunk_size}")
     opt = make_optimizer(model, cfg)
     sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args,
-                         segment=mcfg.mamba_segment)
+                         segment=mcfg.mamba_segment, exclude_fillers=cfg.data.exclude_fillers)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, tokens = 0, 0.0, 0
     state = load_state(out / STATE_FILE) if resume else None
@@ -213,10 +213,13 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
                 g["lr"] = lr
             # a stage's reset spacing forces recall through HSA; archs without HSA keep their own
             seg = (stage.segment or mcfg.mamba_segment) if mcfg.has_hsa else mcfg.mamba_segment
-            sampler.segment = seg
+            # a random reset phase per step: the model meets every alignment of the reset grid to the question
+            rand = cfg.data.random_reset_phase if stage.random_phase is None else stage.random_phase
+            phase = int(rng.integers(0, seg)) if (seg and rand) else 0
+            sampler.segment, sampler.phase = seg, phase
             batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
             with autocast(device, t.dtype):
-                logits, aux = forward(model, batch.ids, mcfg, segment=seg)
+                logits, aux = forward(model, batch.ids, mcfg, segment=seg, reset_phase=phase)
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
                                          mcfg.chunk_size)
             stats.update(kind_stats(logits, batch))

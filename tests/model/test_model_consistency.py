@@ -43,6 +43,41 @@ def test_resets_are_real_and_forward_override(arch, ids):
         assert (with_reset(ids, mamba_segment=0) - b).abs().max() < TOL
 
 
+@pytest.mark.parametrize("phase", [1, 17, 47])
+@pytest.mark.parametrize("arch", ["ramba", "mamba2"])
+def test_reset_phase_forward_equals_prefill_and_decode(arch, phase, ids):
+    """An end-anchored reset grid (resets at p % 48 == phase) keeps the three paths equal."""
+    model = small_model(arch, mamba_segment=48)
+    with torch.no_grad():
+        full = model(ids, reset_phase=phase)
+        grid0 = model(ids)
+    # the phase is real: identical up to the first reset of either grid, different after it
+    assert (full[:, :phase] - grid0[:, :phase]).abs().max() < TOL
+    assert (full[:, 48:] - grid0[:, 48:]).abs().max() > 1e-2
+    for sizes in ([T], [100], [63], [1]):
+        got = run_segments(model, ids, sizes, reset_phase=phase)
+        err = (got - full).abs().max().item()
+        assert err <= TOL, f"{arch} phase {phase} segment sizes {sizes}: max |dlogit| {err:.3g}"
+
+
+@pytest.mark.parametrize("length", [47, 48, 49, 95, 96, 97, 170, 229])
+def test_prompt_length_anchors_last_reset(length, ids):
+    """allocate_state(prompt_length=L) puts the last reset exactly reset_tail tokens before L, for every L
+    mod the segment, and prefill(logits="last") on that state equals the full forward with the same phase."""
+    model = small_model("ramba", mamba_segment=48, reset_tail=20)
+    phase = model.reset_phase_for(length)
+    resets = [p for p in range(1, length + 1) if p % 48 == phase]
+    assert resets and length - resets[-1] == 20 if length > 20 else True
+    state = model.allocate_state(2, prompt_length=length)
+    assert state.reset_phase == phase
+    last, state = model.prefill(ids[:, :length], state, logits="last")
+    with torch.no_grad():
+        full = model(ids[:, :length + 1], reset_phase=phase)
+    assert (last[:, 0] - full[:, length - 1]).abs().max() <= TOL
+    nxt, state = model.decode(ids[:, length], state)
+    assert (nxt - full[:, length]).abs().max() <= TOL
+
+
 def test_hsa_changes_output(ids):
     """HSA contributes at this init, so consistency checks exercise it: tokens t >= S differ without it."""
     model = small_model("ramba")

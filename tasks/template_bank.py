@@ -1,0 +1,109 @@
+"""Wordings of the RULER-family prompts, split into a *train* bank and a *held-out* bank.
+
+Training rows (ramba.train.data) draw needle/question wordings from `TRAIN` only; the evaluation tasks use the
+standard wording of variants.yaml (which is also in `TRAIN`: the model is tuned on the RULER format, as the
+paper's RULER SFT is), and `templates: heldout` variants draw from `HELDOUT`, whose label phrases and sentence
+frames never occur in training. So a held-out score measures retrieval cued by the key, not by a memorised phrase.
+
+A template is a dict of format strings with the fields of variants.yaml's `niah` block ({type_v} = "number" or
+"uuid"; {key}, {value}, {query}); `label` phrases may contain {type_v}.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+# Label phrases ("special magic {type_v}"): what the needle calls its value.
+TRAIN_LABELS = (
+    "special magic {type_v}", "magic {type_v}", "secret {type_v}", "hidden {type_v}", "lucky {type_v}",
+    "reference {type_v}", "assigned {type_v}", "private {type_v}", "registered {type_v}", "special {type_v}",
+    "personal {type_v}", "important {type_v}", "pass {type_v}", "stored {type_v}", "chosen {type_v}",
+)
+HELDOUT_LABELS = ("confidential {type_v}", "vault {type_v}", "archived {type_v}", "treasured {type_v}")
+
+# Needle frames: {L} label, {key}, {value}. The first train frame is the standard (variants.yaml) wording.
+TRAIN_NEEDLES = (
+    " One of the {L}s for {key} is: {value}.",
+    " The {L} for {key} is {value}.",
+    " The {L} of {key} is: {value}.",
+    " For {key}, the {L} is {value}.",
+    " Note that the {L} for {key} is {value}.",
+    " {key} has the {L} {value}.",
+    " Here is a {L} for {key}: {value}.",
+)
+HELDOUT_NEEDLES = (
+    " Remember, the {L} belonging to {key} reads {value}.",
+    " It is recorded that {key} owns the {L} {value}.",
+)
+
+# Question frames (one value asked / several asked): {L}, {query}.
+TRAIN_QUESTIONS_ONE = (
+    "\nWhat is the {L} for {query} mentioned in the text? The {L} for {query} mentioned in the text is",
+    "\nWhat is the {L} of {query}? The {L} of {query} is",
+    "\nQuestion: which {L} does {query} have? Answer: the {L} of {query} is",
+    "\nFind the {L} for {query} in the text above. The {L} for {query} is",
+)
+TRAIN_QUESTIONS_MANY = (
+    "\nWhat are all the {L}s for {query} mentioned in the text? The {L}s for {query} mentioned in the text are",
+    "\nWhat are the {L}s of {query}? The {L}s of {query} are",
+    "\nQuestion: which {L}s do {query} have? Answer: the {L}s of {query} are",
+    "\nFind every {L} for {query} in the text above. The {L}s for {query} are",
+)
+HELDOUT_QUESTIONS_ONE = (
+    "\nTell me the {L} that belongs to {query}. The {L} that belongs to {query} reads",
+)
+HELDOUT_QUESTIONS_MANY = (
+    "\nTell me all the {L}s that belong to {query}. The {L}s that belong to {query} read",
+)
+
+# Variable tracking: statement and question wordings ({var}, {value}, {prev}, {count}).
+TRAIN_VT = (
+    {"first": " VAR {var} = {value}.", "hop": " VAR {var} = VAR {prev}.",
+     "question": "\nWhich variables are assigned the value {value} in the text above? Answer: following the chains "
+                 "of assignments, {count} variables are assigned the value {value}, they are:"},
+    {"first": " VAR {var} = {value}.", "hop": " VAR {var} = VAR {prev}.",
+     "question": "\nList the variables whose value is {value}. Answer: the {count} variables with the value {value} "
+                 "are:"},
+    {"first": " let {var} = {value};", "hop": " let {var} = {prev};",
+     "question": "\nWhich names end up holding {value}? Answer: {count} names hold {value}, they are:"},
+    {"first": " set {var} to {value}.", "hop": " set {var} to {prev}.",
+     "question": "\nWhich variables are equal to {value}? Answer: the {count} variables equal to {value} are:"},
+)
+HELDOUT_VT = (
+    {"first": " Variable {var} takes {value}.", "hop": " Variable {var} takes {prev}.",
+     "question": "\nName every variable that ends up with {value}. Answer: {count} variables end up with {value}, "
+                 "namely:"},
+)
+
+
+def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_v: str) -> dict:
+    label = labels[int(rng.integers(len(labels)))].format(type_v=type_v)
+    ni = int(rng.integers(len(needles)))
+    qi = int(rng.integers(len(ones)))
+    fill = lambda t: t.replace("{L}", label)                       # noqa: E731 - keeps {key}/{value} for later
+    return {"label": label, "needle": fill(needles[ni]), "question_one": fill(ones[qi]),
+            "question_many": fill(manys[qi % len(manys)])}
+
+
+def draw_niah_template(rng: np.random.Generator, split: str, type_v: str) -> dict:
+    """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid"."""
+    if split == "train":
+        return _niah_template(rng, TRAIN_LABELS, TRAIN_NEEDLES, TRAIN_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY, type_v)
+    if split == "heldout":
+        return _niah_template(rng, HELDOUT_LABELS, HELDOUT_NEEDLES, HELDOUT_QUESTIONS_ONE, HELDOUT_QUESTIONS_MANY,
+                              type_v)
+    raise ValueError(f"unknown template split {split!r}")
+
+
+def draw_vt_template(rng: np.random.Generator, split: str) -> dict:
+    bank = {"train": TRAIN_VT, "heldout": HELDOUT_VT}[split]
+    return dict(bank[int(rng.integers(len(bank)))])
+
+
+@functools.lru_cache(maxsize=1)
+def heldout_phrases() -> tuple[str, ...]:
+    """Distinctive pieces of the held-out wordings (tests check training rows never contain them)."""
+    out = [lab.split(" {type_v}")[0] for lab in HELDOUT_LABELS]
+    out += ["belonging to", "owns the", "belong to", "Variable ", "ends up with", "end up with"]
+    return tuple(out)
