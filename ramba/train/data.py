@@ -466,7 +466,12 @@ class RowSampler:
             kind = names[int(rng.choice(len(names), p=w / w.sum()))]
         kind = kind or self.kinds[int(rng.choice(len(self.kinds), p=self.p))]
         kw = {"segment": self.segment, "phase": self.phase, **self.kind_args.get(kind, {})}
-        return ROW_KINDS[kind](rng, self.pools, length, **kw)
+        for _ in range(8):    # a random draw that does not fit this row (too many needles) is drawn again
+            try:
+                return ROW_KINDS[kind](rng, self.pools, length, **kw)
+            except BadInputError:
+                last = kind
+        raise BadInputError(f"row kind {last!r} does not fit {length}-token rows: use longer curriculum rows")
 
     def batch(self, rng: np.random.Generator, batch_size: int, length: int, kind: str | None = None,
               mix: dict | None = None) -> Batch:

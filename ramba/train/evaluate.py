@@ -1,4 +1,4 @@
-"""Passkey accuracy of a trained model on the evaluation task itself (ramba.tasks.passkey), any length.
+"""Accuracy of a trained model on the evaluation tasks themselves (passkey, the RULER family), any length.
 
 Samples come from the task's own generator and seeds (never drawn by training, which uses its own RNG streams).
 Prompts are streamed into `model.prefill(..., logits="last")` piece by piece (reset-aligned inference: the upper
@@ -53,6 +53,24 @@ def greedy_after_prompt(model, prompts: Iterator[np.ndarray] | Sequence[np.ndarr
     return torch.stack(out, dim=1).cpu().numpy()
 
 
+def _batch_for(length: int, batch_size: int, long_batch: int) -> int:
+    """Rows per prefill: up to batch_size for short prompts (activation memory ~ rows x length), long_batch
+    beyond 64K tokens (the chunk memory of each row then dominates)."""
+    if length <= (1 << 16):
+        return max(1, min(batch_size, (1 << 16) // max(1, length) * 4))
+    return max(1, long_batch)
+
+
+def _pieces(group, length: int, piece_tokens: int):
+    """Prompt pieces [rows, t] for a group of samples of the same length: one array for short prompts, else
+    the rows' streamed chunks in lockstep (every sample cuts its prompt at the same offsets)."""
+    if len(group) == 1:
+        return (p[None] for p in group[0].prompt_chunks(piece_tokens))
+    if length <= (1 << 16):
+        return [np.stack([np.concatenate(list(s.prompt_chunks(piece_tokens))) for s in group])]
+    return (np.stack(ps) for ps in zip(*[s.prompt_chunks(piece_tokens) for s in group]))
+
+
 def _score(greedy: np.ndarray, sample, tokenizer) -> dict:
     from ramba.tasks.metrics import first_digit_run
     ans = np.asarray(sample.answer_ids)
@@ -64,7 +82,8 @@ def _score(greedy: np.ndarray, sample, tokenizer) -> dict:
 
 def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
                  device: torch.device, batch_size: int = 8, model_name: str = "model",
-                 extra_tokens: int = 2, piece_tokens: int = 1 << 20, amp: bool = False) -> list[dict]:
+                 extra_tokens: int = 2, piece_tokens: int = 1 << 20, amp: bool = False,
+                 long_batch: int = 1) -> list[dict]:
     """Records (one dict per sample) for the passkey task at every (length, depth): `samples` per cell."""
     from ramba.tasks.passkey import PasskeyTask
     from ramba.tasks.tokenizers import ByteTokenizer
@@ -74,15 +93,12 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
     records = []
     for length in lengths:
         todo = list(task.generate([length], list(depths), samples, seed, tok))
-        bs = max(1, min(batch_size, (1 << 16) // max(1, length) * 4)) if length <= (1 << 16) else 1
+        bs = _batch_for(length, batch_size, long_batch)
         for i in range(0, len(todo), bs):
             group = todo[i:i + bs]
             n_new = max(len(s.answer_ids) for s in group) + extra_tokens
             t0 = time.perf_counter()
-            if len(group) == 1:
-                pieces = (p[None] for p in group[0].prompt_chunks(piece_tokens))
-            else:
-                pieces = [np.stack([np.concatenate(list(s.prompt_chunks(piece_tokens))) for s in group])]
+            pieces = _pieces(group, length, piece_tokens)
             greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp, prompt_length=length)
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -94,4 +110,42 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
                 rec["convention"] = "generated"
                 rec["correct"] = rec["correct_generated"]
                 records.append(rec)
+    return records
+
+
+def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
+              device: torch.device, batch_size: int = 8, model_name: str = "model", piece_tokens: int = 1 << 20,
+              amp: bool = False, long_batch: int = 1) -> list[dict]:
+    """Records for any registered task, scored by the task's own scorer in both conventions (one greedy pass:
+    teacher-forced correct <=> the first len(answer) greedy tokens equal the answer ids). Samples of one length
+    are batched (their prompts have the same exact length)."""
+    from ramba.tasks import get_task
+    from ramba.tasks.tokenizers import ByteTokenizer
+    tok = ByteTokenizer()
+    task = get_task(task_name)
+    model.eval()
+    records = []
+    for length in lengths:
+        todo = list(task.generate([length], list(depths), samples, seed, tok))
+        bs = _batch_for(length, batch_size, long_batch)
+        for i in range(0, len(todo), bs):
+            group = todo[i:i + bs]
+            n_new = max(len(s.answer_ids) for s in group)
+            t0 = time.perf_counter()
+            pieces = _pieces(group, length, piece_tokens)
+            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp, prompt_length=length)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall = (time.perf_counter() - t0) / len(group)
+            for s, g in zip(group, greedy):
+                g = [int(t) for t in g[:len(s.answer_ids)]]
+                text = tok.decode(g)
+                gen = task.score(s, text, "generated")
+                tf = task.score(s, g, "teacher_forced")
+                records.append({"task": s.task, "length": s.length, "depth": s.depth, "seed": s.seed,
+                                "index": s.index, "sample_id": s.sample_id, "model": model_name, "backend": "ramba",
+                                "answer": s.answer_text, "prediction": text, "wall_s": round(wall, 3),
+                                "convention": "generated", "correct": bool(gen["correct"]),
+                                "score": float(gen.get("score", gen["correct"])),
+                                "correct_teacher_forced": bool(tf["correct"])})
     return records

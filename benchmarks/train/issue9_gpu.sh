@@ -1,0 +1,46 @@
+#!/bin/bash
+# Issue 9 GPU jobs, one per `run` call (each fits one 10-minute call), records under $OUT:
+#   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
+#   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
+#   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
+# The checkpoint under test is checkpoints/ramba-tiny (after `train`, copy the result there and carry it).
+# Usage (run tool, carry [".whl"]): source benchmarks/gpu_setup.sh && bash benchmarks/train/issue9_gpu.sh train
+set -o pipefail
+JOB=$1
+T0=$(date +%s)
+END=${END:-560}   # seconds after T0 by which everything must have finished (the call's limit is 600)
+now() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( END - $(now) )); }
+R="python benchmarks/generalization/ruler_gpu.py"
+mkdir -p /tmp/rec
+pack() { tar czf $OUT/$JOB-records.tgz -C /tmp/rec . ; echo "packed at $(now) s"; }
+case "$JOB" in
+  train)
+    timeout $(( $(left) - 10 )) python benchmarks/train/train_gpu.py configs/ramba-tiny.yaml --out /tmp/rec/ramba-tiny \
+      --budget ${BUDGET:-360} 2>&1 | grep -E "passkey 4K|trained in|Error|error|Traceback|eval_exact" | tail -12
+    mkdir -p /tmp/ck && cp -r /tmp/train_runs/ramba-tiny/model /tmp/ck/ramba-tiny
+    timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler \
+      --deadline $(( $(left) - 40 )) 2>&1 | grep -E '^\{|Error' | tail -14
+    pack
+    ;;
+  eval)
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks ruler --lengths 4K,64K,1M --samples 10 \
+      --out /tmp/rec/ruler --deadline 200 2>&1 | grep -E '^\{|Error' | tail -40
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks heldout --lengths 4K --samples 20 \
+      --out /tmp/rec/heldout --deadline $(( $(left) - 200 )) 2>&1 | grep -E '^\{|Error' | tail -16
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 1K..4M --samples 20 \
+      --out /tmp/rec/passkey --deadline $(( $(left) - 150 )) 2>&1 | grep -E '^\{|Error' | tail -14
+    timeout $(( $(left) - 5 )) $R checkpoints/swa-hsa-tiny checkpoints/mamba2-tiny --tasks ruler --lengths 4K,64K \
+      --samples 10 --out /tmp/rec/baselines --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -44
+    pack
+    ;;
+  long)
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 16M,64M --long-samples 5 \
+      --long-batch 5 --out /tmp/rec/passkey --deadline 100 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt \
+      --lengths 16M,64M --long-samples 3 --long-batch 3 --out /tmp/rec/ruler --deadline $(( $(left) - 60 )) 2>&1 \
+      | grep -E '^\{|Error' | tail -20
+    pack
+    ;;
+  *) echo "unknown job $JOB: train, eval or long"; exit 2 ;;
+esac
