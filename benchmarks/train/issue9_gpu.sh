@@ -23,13 +23,18 @@ case "$JOB" in
       --deadline $(( $(left) - 40 )) 2>&1 | grep -E '^\{|Error' | tail -14
     pack
     ;;
-  eval)
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks ruler --lengths 4K,64K,1M --samples 10 \
-      --out /tmp/rec/ruler --deadline 200 2>&1 | grep -E '^\{|Error' | tail -40
+  eval)     # everything that fits one call, most important first; each step gets a deadline
+    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
+      --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -14
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 16M,64M --long-samples 5 \
+      --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 64K,1M --samples 10 --long-batch 5 \
+      --out /tmp/rec/ruler --deadline 100 2>&1 | grep -E '^\{|Error' | tail -20
     timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks heldout --lengths 4K --samples 20 \
-      --out /tmp/rec/heldout --deadline $(( $(left) - 200 )) 2>&1 | grep -E '^\{|Error' | tail -16
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 1K..4M --samples 20 \
-      --out /tmp/rec/passkey --deadline $(( $(left) - 150 )) 2>&1 | grep -E '^\{|Error' | tail -14
+      --out /tmp/rec/heldout --deadline 40 2>&1 | grep -E '^\{|Error' | tail -16
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
+      --out /tmp/rec/ruler --deadline $(( $(left) - 60 )) 2>&1 | grep -E '^\{|Error' | tail -20
     timeout $(( $(left) - 5 )) $R checkpoints/swa-hsa-tiny checkpoints/mamba2-tiny --tasks ruler --lengths 4K,64K \
       --samples 10 --out /tmp/rec/baselines --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -44
     pack
