@@ -212,6 +212,36 @@ def fit(candidates: Sequence, need: Callable[[object], int], limit: int | None) 
     return [min(candidates, key=need)]
 
 
+# the RAMBA_HSA_<NAME> knobs (_override, smem_limit) each kind reads: a change of any of them re-chooses
+_ATTEND_KNOBS = tuple(f"RAMBA_HSA_{n}" for n in ("BLOCK_T", "WARPS", "STAGES", "UNROLL", "SPI", "SMEM"))
+_KNOBS = {"fwd": _ATTEND_KNOBS, "dq": _ATTEND_KNOBS,
+          "dkdv": tuple(f"RAMBA_HSA_{n}" for n in ("BLOCK_E", "SEG", "DKDV_WARPS", "DKDV_STAGES", "SMEM")),
+          "select": tuple(f"RAMBA_HSA_{n}" for n in ("SEL_BQ", "SEL_BC", "SEL_BDR", "SEL_WARPS", "SEL_STAGES",
+                                                     "SEL_F32", "SMEM"))}
+
+_CHOOSERS = {   # kind -> (candidates(*shape), smem(cfg, *shape, elem))
+    "fwd": (lambda G, S, d: attend_candidates(G, S, d, "fwd"), lambda c, G, S, d, e: attend_fwd_smem(c, S, d, e)),
+    "dq": (lambda G, S, d: attend_candidates(G, S, d, "dq"), lambda c, G, S, d, e: attend_dq_smem(c, S, d, e)),
+    "dkdv": (dkdv_candidates, dkdv_smem),
+    "select": (select_candidates, lambda c, dr, topk, T, e: select_smem(c, e)),
+}
+
+
+def choose(kind: str, shape: tuple, elem: int, device) -> tuple:
+    """Candidates of `kind` ("fwd", "dq", "dkdv": shape (G, S, d); "select": (dr, topk, T)) for inputs of `elem`
+    bytes, starting at the first that fits `device`; cached, so a launch pays a dict lookup, not the search."""
+    if kind == "select":
+        shape = (shape[0], shape[1], 16 if shape[2] <= 16 else 17)      # select_config only asks "T <= 16?"
+    knobs = tuple(map(os.environ.get, _KNOBS[kind]))
+    return _choose(kind, tuple(shape), elem, smem_limit(device), knobs)
+
+
+@functools.lru_cache(maxsize=256)
+def _choose(kind, shape, elem, limit, knobs):
+    cands, need = _CHOOSERS[kind]
+    return tuple(fit(cands(*shape), lambda c: need(c, *shape, elem), limit))
+
+
 _FIT_CACHE: dict = {}
 
 

@@ -17,8 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ramba.kernels.autotune import (attend_candidates, attend_dq_smem, attend_fwd_smem, dkdv_candidates, dkdv_smem,
-                                    fit, run_fitting, smem_limit)
+from ramba.kernels.autotune import choose, run_fitting
 from ramba.kernels.hsa._common import check_attend_args, default_scale, dot_precision, next_pow2
 from ramba.kernels.testing import new_output
 
@@ -256,8 +255,7 @@ def hsa_forward(q, k, v, indices, weights, chunk_size, sm_n=0.0, sm_scale=None, 
         if store_lse:
             lse.zero_()
         return o, (lse if store_lse else None)
-    elem = q.element_size()
-    cfgs = fit(attend_candidates(G, S, d, "fwd"), lambda c: attend_fwd_smem(c, S, d, elem), smem_limit(q.device))
+    cfgs = choose("fwd", (G, S, d), q.element_size(), q.device)        # tuned config, or smaller ones that fit
 
     def launch(cfg):
         _hsa_fwd_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
@@ -322,8 +320,7 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
     if T == 0 or B == 0 or C == 0:
         return dq.zero_(), dk32.to(k.dtype), dv32.to(v.dtype), dw.zero_()
     prec = dot_precision(q.dtype)
-    elem, limit = q.element_size(), smem_limit(q.device)
-    cfgs = fit(attend_candidates(G, S, d, "dq"), lambda c: attend_dq_smem(c, S, d, elem), limit)
+    cfgs = choose("dq", (G, S, d), q.element_size(), q.device)
 
     def launch_dq(cfg):
         _hsa_bwd_dq_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
@@ -335,7 +332,7 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
         )
 
     run_fitting(("hsa_dq", G, S, d, K, q.dtype, q.device), cfgs, launch_dq, "hsa_attend backward (dq)")
-    kcfgs = fit(dkdv_candidates(G, S, d), lambda c: dkdv_smem(c, G, S, d, elem), limit)
+    kcfgs = choose("dkdv", (G, S, d), q.element_size(), q.device)
     perm, offsets, seg_key, seg_first = build_chunk_lists(idx, C, kcfgs[0].seg)   # seg is the same in all
 
     def launch_dkdv(kcfg):

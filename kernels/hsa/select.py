@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ramba.kernels.autotune import fit, run_fitting, select_candidates, select_smem, smem_limit
+from ramba.kernels.autotune import choose, run_fitting
 from ramba.kernels.hsa._common import check_select_args, dot_precision, next_pow2
 from ramba.kernels.testing import new_output
 
@@ -169,8 +169,7 @@ def select_launch(r, landmarks, topk, chunk_size, q_offset=0, n_split=None):
                 torch.full((B, T, H, K), float("-inf"), dtype=torch.float32, device=dev))
     from_ptr = isinstance(q_offset, torch.Tensor)
     qoff_t = q_offset.reshape(-1)[:1].to(device=dev, dtype=torch.int64) if from_ptr else r   # r: unused dummy
-    elem = r.element_size()
-    cfgs = fit(select_candidates(dr, K, T), lambda c: select_smem(c, elem), smem_limit(dev))
+    cfgs = choose("select", (dr, K, T), r.element_size(), dev)           # tuned config, or smaller ones that fit
 
     def launch(cfg):
         # the split into landmark ranges depends on the tile sizes, so outputs are sized per candidate

@@ -196,6 +196,17 @@ def test_attend_decode_matches_naive():
     assert_close("decode-o", naive_attend(q, k, v, idx, w, 16, sm_n=1.0), o, FP32_TOL)
 
 
+def test_rescore_treats_out_of_range_ids_as_invalid():
+    # the model's differentiable rescoring (ramba/hsa.py) follows the same contract: ids outside [0, C) -> -inf
+    g = torch.Generator().manual_seed(5)
+    r, lmk = torch.randn(1, 2, 1, 16, generator=g), torch.randn(1, 3, 1, 16, generator=g)
+    idx = torch.tensor([[[[2, 0, 3]], [[-4, 1, -1]]]])                 # [1, 2, 1, 3]
+    s = rescore(r, lmk, idx)
+    assert torch.isinf(s[idx < 0]).all() and torch.isinf(s[0, 0, 0, 2])
+    _, ns = naive_select(r, lmk, 3, 1, q_offset=3)                     # position 3 sees chunks 2, 1, 0
+    assert torch.allclose(s[0, 0, 0, :2], ns[0, 0, 0, [0, 2]].float(), rtol=0, atol=1e-6)
+
+
 # ---------------------------------------------------------------- the whole pipeline
 
 PIPELINE = (1, 83, 4, 2, 16, 16, 3)       # B, T, Hq, Hkv, d, S, K: 5 complete chunks, early tokens see < K
