@@ -35,10 +35,11 @@ def topk_newest(s: torch.Tensor, k: int) -> torch.Tensor:
     above = s > kth
     tied = s == kth
     need = k - above.sum(-1, keepdim=True)                              # tied entries still to take
-    later = tied.flip(-1).to(torch.int32).cumsum(-1, dtype=torch.int32).flip(-1)   # ties at or after each position
+    cum = tied.cumsum(-1, dtype=torch.int32)                            # ties at or before each position
+    later = cum[..., -1:] - cum + tied                                  # ties at or after each position
     take = above | (tied & (later <= need))                             # exactly k per row
-    pos = torch.arange(s.shape[-1], device=s.device).expand_as(s)
-    return torch.where(take, pos, -1).topk(k, dim=-1).values
+    pos = torch.arange(s.shape[-1], device=s.device, dtype=torch.int32).expand_as(s)   # int32: half the memory
+    return torch.where(take, pos, -1).topk(k, dim=-1).values.long()
 
 
 def select_chunks(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int, q_offset: int = 0):
