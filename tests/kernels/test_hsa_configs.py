@@ -176,8 +176,13 @@ def test_gpu_select_fits(dtype):
 
 
 @pytest.mark.gpu
-def test_gpu_impossible_shape_says_does_not_fit():
-    # fp32, S 256, d 256: one chunk's K and V tiles alone are 512 KiB; a clear project error, not a Triton crash
+def test_gpu_largest_shape_runs_or_says_does_not_fit():
+    """fp32, S 256, d 256: one chunk's K and V tiles alone are 512 KiB, over every estimate. Either the compiler
+    still finds a way (then the result must be right) or the op raises the project's DoesNotFitError; a raw
+    Triton OutOfResources must never reach the caller."""
     q, k, v, idx, w, _ = attend_inputs(1, 4, 16, 1, 256, 256, 2, 3, torch.float32, "cuda")
-    with pytest.raises(DoesNotFitError):
-        hsa_attend(q, k, v, idx, w, 256)
+    try:
+        o = hsa_attend(q, k, v, idx, w, 256)
+    except DoesNotFitError:
+        return
+    assert_close("o", ref.hsa_attend(q, k, v, idx, w, 256), o, 1e-5)  # fp32 ieee: summation order only
