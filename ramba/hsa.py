@@ -13,7 +13,7 @@ import torch.nn as nn
 from ramba.config import RambaConfig
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.kernels.hsa.reference import hsa_attend as _ref_attend
-from ramba.kernels.hsa.reference import visible_chunk_count
+from ramba.kernels.hsa.reference import topk_newest, visible_chunk_count
 
 # RMSNorm eps of the retrieval and HSA pre-norms (the authors' value, so converted weights behave the same)
 HSA_NORM_EPS = 1e-6
@@ -47,7 +47,7 @@ def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, c
         pos = q_offset + t0 + torch.arange(t, device=dev, dtype=torch.int64)     # [t] int64 absolute
         n_vis = visible_chunk_count(pos, chunk_size)                              # [t]
         c_stop = min(C, (q_offset + t0 + t - 1) // chunk_size)                    # no later chunk is visible
-        best_s = torch.full((B, t, H, 0), float("-inf"), device=dev)
+        best_s = torch.full((B, t, H, 0), float("-inf"), device=dev)             # running top-k, ids ascending
         best_i = torch.zeros((B, t, H, 0), dtype=torch.int64, device=dev)
         for c0 in range(0, c_stop, cb):
             lm = landmarks[:, c0:min(c0 + cb, c_stop)].float()                    # [B, c, H, dr]
@@ -55,11 +55,13 @@ def select_chunks_bounded(r: torch.Tensor, landmarks: torch.Tensor, topk: int, c
             with torch.autocast(dev.type, enabled=False):                         # fp32 scores
                 s = torch.einsum("bthd,bchd->bthc", rb, lm) * scale               # [B, t, H, c]
             s = s.masked_fill(~(ids[None, :] < n_vis[:, None])[None, :, None, :], float("-inf"))
+            # earlier blocks hold smaller ids, so candidate ids ascend along the axis and topk_newest's
+            # "later position wins a tie" is "newer chunk wins" (docs/contracts.md)
             cand_s = torch.cat([best_s, s], dim=-1)
             cand_i = torch.cat([best_i, ids.expand(B, t, H, -1)], dim=-1)
             k = min(k_eff, cand_s.shape[-1])
-            best_s, pick = cand_s.topk(k, dim=-1)
-            best_i = cand_i.gather(-1, pick)
+            pick = topk_newest(cand_s, k).flip(-1).clamp(min=0)                  # ascending positions
+            best_s, best_i = cand_s.gather(-1, pick), cand_i.gather(-1, pick)
         valid = torch.isfinite(best_s)
         best_i = torch.where(valid, best_i, torch.full_like(best_i, -1))
         order = best_i.argsort(dim=-1, descending=True)                           # recency: newest chunk first
@@ -77,13 +79,13 @@ def hsa_attend_gathered(q, k, v, indices, weights, chunk_size: int, sm_n: float 
     """
     B, Tkv, Hkv, d = k.shape
     S = chunk_size
-    valid = indices >= 0
+    C = Tkv // S
+    valid = (indices >= 0) & (indices < C)                                        # other ids: invalid slots
     if Tkv == 0 or not bool(valid.any()):
         return torch.zeros_like(q)
     uniq = torch.unique(indices[valid])                                           # [n] sorted chunk ids
-    local = torch.searchsorted(uniq, indices.clamp(min=0))                       # [B, T, Hkv, K]
+    local = torch.searchsorted(uniq, torch.where(valid, indices, 0))             # [B, T, Hkv, K]
     local = torch.where(valid, local, torch.full_like(local, -1))
-    C = Tkv // S
     k_sel = k.view(B, C, S, Hkv, d).index_select(1, uniq).reshape(B, -1, Hkv, d)  # [B, n*S, Hkv, d]
     v_sel = v.view(B, C, S, Hkv, d).index_select(1, uniq).reshape(B, -1, Hkv, d)
     return _ref_attend(q, k_sel, v_sel, local, weights, S, sm_n=sm_n, sm_scale=sm_scale)
@@ -106,8 +108,9 @@ def select_chunks_noisy(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chu
         u = torch.rand(s.shape, device=s.device).clamp_(1e-20, 1.0)
         s = (s - noise * torch.log(-torch.log(u))).masked_fill(~vis[None, :, None, :], float("-inf"))
         k = min(topk, C)
-        top_s, top_i = s.topk(k, dim=-1)
-        top_i = torch.where(torch.isfinite(top_s), top_i, torch.full_like(top_i, -1))
+        top_i = topk_newest(s, k)                                                 # ties: newer chunk
+        top_s = s.gather(-1, top_i.clamp(min=0))
+        top_i = torch.where(torch.isfinite(top_s) & (top_i >= 0), top_i, torch.full_like(top_i, -1))
         out[..., :k] = top_i.sort(dim=-1, descending=True).values
     return out
 
@@ -121,12 +124,12 @@ def rescore(r: torch.Tensor, landmarks: torch.Tensor, indices: torch.Tensor) -> 
     """
     B, T, H, dr = r.shape
     C = landmarks.shape[1]
-    valid = indices >= 0
+    valid = (indices >= 0) & (indices < C)                                        # other ids: invalid slots
     if C == 0:
         return torch.full(indices.shape, float("-inf"), device=r.device)
     table = landmarks.float().permute(0, 2, 1, 3).reshape(B * H * C, dr)           # [B*H*C, dr]
     base = (torch.arange(B, device=r.device)[:, None] * H + torch.arange(H, device=r.device)[None, :]) * C
-    flat = base[:, None, :, None] + indices.clamp(min=0)                          # [B, T, H, K] int64
+    flat = base[:, None, :, None] + torch.where(valid, indices, 0)               # [B, T, H, K] int64
     g = table[flat]                                                               # [B, T, H, K, dr]
     with torch.autocast(r.device.type, enabled=False):                            # scores stay fp32
         s = torch.einsum("bthd,bthkd->bthk", r.float(), g) / math.sqrt(dr)

@@ -26,6 +26,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _fixed_global_seed():
+    """Every test starts from the same global RNG state (torch, numpy, random): a draw a test forgot to seed is
+    still the same on every run, so a failure reproduces. Tests that want their own data use a local Generator."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(1234)
+    np.random.seed(1234)
+    torch.manual_seed(1234)
+
+
 @pytest.fixture
 def seed():
     """A fresh seed per test run would hide flakiness; tests use fixed seeds and draw random (never zero) data."""

@@ -36,8 +36,8 @@ def check_attend_args(q, k, v, indices, weights, chunk_size):
     Hkv = k.shape[2]
     if Hq % Hkv != 0:
         raise BadInputError(f"hsa_attend: query heads {Hq} must be a multiple of KV heads {Hkv}")
-    if not 16 <= d <= 128 or d % 8 != 0:
-        raise BadInputError(f"hsa_attend: head dim {d} unsupported; use a multiple of 8 in 16..128")
+    if not 16 <= d <= 256 or d % 8 != 0:
+        raise BadInputError(f"hsa_attend: head dim {d} unsupported; use a multiple of 8 in 16..256")
     S = int(chunk_size)
     if S < 16 or S % 16 != 0 or S > 256:
         raise BadInputError(f"hsa_attend: chunk_size {S} must be a multiple of 16 in 16..256")

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ramba.kernels.autotune import attend_config, dkdv_config
+from ramba.kernels.autotune import choose, run_fitting
 from ramba.kernels.hsa._common import check_attend_args, default_scale, dot_precision, next_pow2
 from ramba.kernels.testing import new_output
 
@@ -255,18 +255,21 @@ def hsa_forward(q, k, v, indices, weights, chunk_size, sm_n=0.0, sm_scale=None, 
         if store_lse:
             lse.zero_()
         return o, (lse if store_lse else None)
-    cfg = attend_config(G, S, d)
-    grid = (triton.cdiv(T, cfg.block_t), B * Hkv)
-    _hsa_fwd_kernel[grid](
-        q, k, v, idx, w, o, lse,
-        T, C, Hkv, float(sm_n), scale * LOG2E,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(o),
-        *(_strides(lse) if store_lse else (0, 0, 0)),
-        G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, SPI=cfg.spi, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype),
-        UNROLL=cfg.unroll,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-    )
+    cfgs = choose("fwd", (G, S, d), q.element_size(), q.device)        # tuned config, or smaller ones that fit
+
+    def launch(cfg):
+        _hsa_fwd_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
+            q, k, v, idx, w, o, lse,
+            T, C, Hkv, float(sm_n), scale * LOG2E,
+            *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(o),
+            *(_strides(lse) if store_lse else (0, 0, 0)),
+            G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
+            KSLOTS=K, SPI=cfg.spi, HAS_SM_N=bool(sm_n), STORE_LSE=store_lse, DOT_PREC=dot_precision(q.dtype),
+            UNROLL=cfg.unroll,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    run_fitting(("hsa_fwd", G, S, d, K, q.dtype, q.device, bool(sm_n), store_lse), cfgs, launch, "hsa_attend")
     return o, (lse if store_lse else None)
 
 
@@ -317,23 +320,31 @@ def hsa_backward(do, q, k, v, indices, weights, lse, chunk_size, sm_scale=None):
     if T == 0 or B == 0 or C == 0:
         return dq.zero_(), dk32.to(k.dtype), dv32.to(v.dtype), dw.zero_()
     prec = dot_precision(q.dtype)
-    cfg = attend_config(G, S, d)
-    _hsa_bwd_dq_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
-        q, k, v, idx, w, do, lse, dq, delta, dw,
-        T, C, Hkv, scale * LOG2E, scale,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(lse),
-        G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, DOT_PREC=prec, UNROLL=cfg.unroll, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-    )
-    kcfg = dkdv_config(G, S, d)
-    perm, offsets, seg_key, seg_first = build_chunk_lists(idx, C, kcfg.seg)
-    _hsa_bwd_dkdv_kernel[(seg_key.numel(),)](
-        q, k, v, w, do, lse, delta, perm, offsets, seg_key, seg_first, dk32, dv32,
-        T, C, Hkv, scale * LOG2E, scale,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(w), *_strides(lse), *_strides(dk32),
-        G=G, G_ROWS=next_pow2(G), BLOCK_E=kcfg.block_e, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
-        KSLOTS=K, SEG=kcfg.seg, DOT_PREC=prec, num_warps=kcfg.num_warps, num_stages=kcfg.num_stages,
-    )
+    cfgs = choose("dq", (G, S, d), q.element_size(), q.device)
+
+    def launch_dq(cfg):
+        _hsa_bwd_dq_kernel[(triton.cdiv(T, cfg.block_t), B * Hkv)](
+            q, k, v, idx, w, do, lse, dq, delta, dw,
+            T, C, Hkv, scale * LOG2E, scale,
+            *_strides(q), *_strides(k), *_strides(v), *_strides(idx), *_strides(w), *_strides(lse),
+            G=G, G_ROWS=cfg.g_rows, BLOCK_T=cfg.block_t, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
+            KSLOTS=K, DOT_PREC=prec, UNROLL=cfg.unroll, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    run_fitting(("hsa_dq", G, S, d, K, q.dtype, q.device), cfgs, launch_dq, "hsa_attend backward (dq)")
+    kcfgs = choose("dkdv", (G, S, d), q.element_size(), q.device)
+    perm, offsets, seg_key, seg_first = build_chunk_lists(idx, C, kcfgs[0].seg)   # seg is the same in all
+
+    def launch_dkdv(kcfg):
+        _hsa_bwd_dkdv_kernel[(seg_key.numel(),)](
+            q, k, v, w, do, lse, delta, perm, offsets, seg_key, seg_first, dk32, dv32,
+            T, C, Hkv, scale * LOG2E, scale,
+            *_strides(q), *_strides(k), *_strides(v), *_strides(w), *_strides(lse), *_strides(dk32),
+            G=G, G_ROWS=next_pow2(G), BLOCK_E=kcfg.block_e, S=S, S_PAD=next_pow2(S), D=d, D_PAD=next_pow2(d),
+            KSLOTS=K, SEG=kcfg.seg, DOT_PREC=prec, num_warps=kcfg.num_warps, num_stages=kcfg.num_stages,
+        )
+
+    run_fitting(("hsa_dkdv", G, S, d, K, q.dtype, q.device), kcfgs, launch_dkdv, "hsa_attend backward (dk/dv)")
     return dq, dk32.to(k.dtype), dv32.to(v.dtype), dw
 
 

@@ -26,12 +26,29 @@ def visible_chunk_count(positions: torch.Tensor, chunk_size: int) -> torch.Tenso
     return torch.div(positions, chunk_size, rounding_mode="floor")
 
 
+def topk_newest(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of the k largest entries of s [..., n] along the last axis, an exact tie going to the LATER
+    position (chunk ids grow along the axis, so the newer chunk wins: docs/contracts.md, "Ties and invalid
+    ids"); torch.topk alone leaves the choice among equal values unspecified. Returns [..., k] int64 in
+    descending position order; -1 only where a row holds NaN (never on finite or infinite scores)."""
+    kth = s.topk(k, dim=-1).values[..., -1:]                            # [..., 1] k-th largest value
+    above = s > kth
+    tied = s == kth
+    need = k - above.sum(-1, keepdim=True)                              # tied entries still to take
+    cum = tied.cumsum(-1, dtype=torch.int32)                            # ties at or before each position
+    later = cum[..., -1:] - cum + tied                                  # ties at or after each position
+    take = above | (tied & (later <= need))                             # exactly k per row
+    pos = torch.arange(s.shape[-1], device=s.device, dtype=torch.int32).expand_as(s)   # int32: half the memory
+    return torch.where(take, pos, -1).topk(k, dim=-1).values.long()
+
+
 def select_chunks(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_size: int, q_offset: int = 0):
     """Top-k visible chunks per query token and KV group, most recent first.
 
     r [B, T, Hkv, dr]; landmarks [B, C, Hkv, dr]; queries sit at absolute positions q_offset .. q_offset + T - 1.
     Returns indices [B, T, Hkv, K] int64 (descending chunk id, -1 = invalid) and scores [B, T, Hkv, K] fp32
     (-inf on invalid slots). K == topk always; slots beyond the number of visible chunks are invalid.
+    Exact ties go to the newer chunk (larger id), as in the Triton kernel.
     """
     B, T, H, dr = r.shape
     C = landmarks.shape[1]
@@ -49,8 +66,9 @@ def select_chunks(r: torch.Tensor, landmarks: torch.Tensor, topk: int, chunk_siz
         visible = chunk_ids[None, :] < visible_chunk_count(pos, chunk_size)[:, None]  # [t, C]
         s = torch.einsum("bthd,bchd->bthc", rb, lmk) * scale                    # [B, t, H, C]
         s = s.masked_fill(~visible[None, :, None, :], float("-inf"))
-        top_s, top_i = s.topk(k_eff, dim=-1)                                     # [B, t, H, k]
-        valid = torch.isfinite(top_s)
+        top_i = topk_newest(s, k_eff)                                             # [B, t, H, k]
+        top_s = s.gather(-1, top_i.clamp(min=0))
+        valid = torch.isfinite(top_s) & (top_i >= 0)
         # Recency order: sort the selected chunk ids descending; invalid slots (-1) sink to the end.
         top_i = torch.where(valid, top_i, torch.full_like(top_i, -1))
         order = top_i.argsort(dim=-1, descending=True)
@@ -89,7 +107,7 @@ def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch
                chunk_size: int, sm_n: float = 0.0, sm_scale: float | None = None) -> torch.Tensor:
     """Sparse chunk attention: per selected chunk a softmax over its S keys, outputs summed with `weights`.
 
-    q [B, T, Hq, d]; k, v [B, Tkv, Hkv, d] with Tkv = C * S; indices [B, T, Hkv, K] (-1 invalid);
+    q [B, T, Hq, d]; k, v [B, Tkv, Hkv, d] with Tkv = C * S; indices [B, T, Hkv, K] (ids < 0 or >= C invalid);
     weights [B, T, Hkv, K] fp32. Returns o [B, T, Hq, d] in q's dtype (computed in fp32).
     sm_n adds a constant to every per-chunk softmax denominator ("softmax off by one" when 1).
     """
@@ -108,8 +126,8 @@ def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch
     for t0 in range(0, T, QUERY_BLOCK):
         idx = indices[:, t0:t0 + QUERY_BLOCK]                                   # [B, t, Hkv, K]
         t = idx.shape[1]
-        valid = idx >= 0
-        safe = idx.clamp(min=0).permute(0, 2, 1, 3).reshape(B, Hkv, t * K)     # [B, Hkv, t*K]
+        valid = (idx >= 0) & (idx < C)                                          # ids outside [0, C): invalid
+        safe = torch.where(valid, idx, 0).permute(0, 2, 1, 3).reshape(B, Hkv, t * K)     # [B, Hkv, t*K]
         gather = safe[..., None, None].expand(B, Hkv, t * K, S, d)
         kg = kc.gather(2, gather).reshape(B, Hkv, t, K, S, d)                   # [B, Hkv, t, K, S, d]
         vg = vc.gather(2, gather).reshape(B, Hkv, t, K, S, d)

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ramba.kernels.autotune import select_config
+from ramba.kernels.autotune import choose, run_fitting
 from ramba.kernels.hsa._common import check_select_args, dot_precision, next_pow2
 from ramba.kernels.testing import new_output
 
@@ -167,25 +167,32 @@ def select_launch(r, landmarks, topk, chunk_size, q_offset=0, n_split=None):
     if C == 0 or T == 0 or B == 0:
         return (torch.full((B, T, H, K), -1, dtype=torch.int64, device=dev),
                 torch.full((B, T, H, K), float("-inf"), dtype=torch.float32, device=dev))
-    cfg = select_config(dr, K, T)
-    n_q = triton.cdiv(T, cfg.block_q)
-    ns = n_split if n_split is not None else num_splits(dev, n_q * B * H, C, cfg.block_c)
-    per = triton.cdiv(triton.cdiv(C, ns), cfg.block_c) * cfg.block_c    # landmarks per range, whole blocks
-    ns = triton.cdiv(C, per)
     from_ptr = isinstance(q_offset, torch.Tensor)
     qoff_t = q_offset.reshape(-1)[:1].to(device=dev, dtype=torch.int64) if from_ptr else r   # r: unused dummy
-    final = ns == 1
-    keys = new_output((B * H, ns, T, K), torch.int64, dev) if not final else r   # r: unused dummy
-    ids = new_output((B, T, H, K), torch.int64, dev) if final else r
-    score = new_output((B, T, H, K), torch.float32, dev) if final else r
-    _select_kernel[(n_q, ns, B * H)](
-        r, landmarks, qoff_t, keys, ids, score,
-        T, C, H, int(chunk_size), 0 if from_ptr else int(q_offset), per, 1.0 / math.sqrt(dr),
-        r.stride(0), r.stride(1), r.stride(2), landmarks.stride(0), landmarks.stride(1), landmarks.stride(2),
-        DR=dr, BLOCK_Q=cfg.block_q, BLOCK_C=cfg.block_c, BLOCK_DR=cfg.block_dr, KP=next_pow2(K), TOPK=K,
-        QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype), FINAL=final, MERGE_F32=bool(cfg.merge_f32),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-    )
+    cfgs = choose("select", (dr, K, T), r.element_size(), dev)           # tuned config, or smaller ones that fit
+
+    def launch(cfg):
+        # the split into landmark ranges depends on the tile sizes, so outputs are sized per candidate
+        n_q = triton.cdiv(T, cfg.block_q)
+        ns = n_split if n_split is not None else num_splits(dev, n_q * B * H, C, cfg.block_c)
+        per = triton.cdiv(triton.cdiv(C, ns), cfg.block_c) * cfg.block_c    # landmarks per range, whole blocks
+        ns = triton.cdiv(C, per)
+        final = ns == 1
+        keys = new_output((B * H, ns, T, K), torch.int64, dev) if not final else r   # r: unused dummy
+        ids = new_output((B, T, H, K), torch.int64, dev) if final else r
+        score = new_output((B, T, H, K), torch.float32, dev) if final else r
+        _select_kernel[(n_q, ns, B * H)](
+            r, landmarks, qoff_t, keys, ids, score,
+            T, C, H, int(chunk_size), 0 if from_ptr else int(q_offset), per, 1.0 / math.sqrt(dr),
+            r.stride(0), r.stride(1), r.stride(2), landmarks.stride(0), landmarks.stride(1), landmarks.stride(2),
+            DR=dr, BLOCK_Q=cfg.block_q, BLOCK_C=cfg.block_c, BLOCK_DR=cfg.block_dr, KP=next_pow2(K), TOPK=K,
+            QOFF_FROM_PTR=from_ptr, DOT_PREC=dot_precision(r.dtype), FINAL=final, MERGE_F32=bool(cfg.merge_f32),
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        return final, ns, keys, ids, score
+
+    final, ns, keys, ids, score = run_fitting(("hsa_select", dr, K, T <= 16, r.dtype, dev, from_ptr), cfgs,
+                                              launch, "select_chunks")
     if final:
         return ids, score
     # several landmark ranges: merge their partial top-k (small torch ops; graph-capturable, no host sync)

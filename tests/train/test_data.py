@@ -8,18 +8,19 @@ from ramba.train.config import config_from_dict
 from ramba.train.data import ROW_KINDS, RowSampler
 
 SEG = 320
+RNG_SEED = 20260314          # fixed seeds (sampler and row draws): a failure must reproduce
 
 
 @pytest.fixture(scope="module")
 def sampler():
     kinds = {k: 1.0 for k in ROW_KINDS if k != "text"}
-    return RowSampler(kinds, seed=int(np.random.default_rng().integers(1 << 30)), segment=SEG, pool_bytes=1 << 18)
+    return RowSampler(kinds, seed=20260313, segment=SEG, pool_bytes=1 << 18)
 
 
 @pytest.mark.parametrize("kind", [k for k in ROW_KINDS if k != "text"])
 @pytest.mark.parametrize("length", [512, 1024, 4096])
 def test_answers_copy_their_source(sampler, kind, length):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(RNG_SEED)
     for _ in range(20):
         r = sampler.row(rng, length, kind)
         assert r.data.shape == (length + 1,) and r.answer.shape == r.source.shape == (length,)
@@ -35,13 +36,13 @@ def test_answers_copy_their_source(sampler, kind, length):
 
 
 def test_passkey_uses_the_eval_template_half_the_time(sampler):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(RNG_SEED)
     hits = sum(b"Remember it." in sampler.row(rng, 1024, "passkey").data.tobytes() for _ in range(200))
     assert 60 < hits < 160
 
 
 def test_batch_shapes_and_shift(sampler):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(RNG_SEED)
     b = sampler.batch(rng, 3, 512)
     assert b.ids.shape == b.targets.shape == b.answer.shape == (3, 512)
     assert np.array_equal(b.ids[:, 1:].numpy(), b.targets[:, :-1].numpy())

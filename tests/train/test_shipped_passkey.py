@@ -9,7 +9,11 @@ import torch
 
 CKPT = Path(__file__).resolve().parents[2] / "checkpoints" / "ramba-tiny"
 DEPTHS = [i / 10 for i in range(11)]
-SEED = 20261124 + int(np.random.default_rng().integers(1 << 16))   # fresh task seed each run (training uses its own RNG)
+# Fixed task seed, so a failure reproduces. It is fresh relative to training: training rows come from the config
+# seed's own RowSampler streams (seed 0; 1 for the seed-1 re-run; held-out rows at seed + 1_000_003), never from
+# PasskeyTask.generate, and the task seeds used for the recorded evaluations are 7 (after training) and
+# 101-103 (benchmarks/records/repro-cpu-4k.json). Change it only to another value outside those.
+SEED = 20261124
 
 pytestmark = pytest.mark.skipif(not (CKPT / "model.safetensors").is_file(), reason="no shipped checkpoint")
 

@@ -29,7 +29,7 @@ def _weights(path):
 
 
 def test_stop_and_resume_matches_uninterrupted(tmp_path):
-    seed = int(np.random.default_rng().integers(1 << 20))
+    seed = 20260311                                          # fixed: a failure must reproduce
     cfg = micro_config(steps=4, seed=seed)
     a = train_config(cfg, tmp_path / "a")
     train_config(cfg, tmp_path / "b", stop_after=2)
@@ -53,7 +53,7 @@ def test_loss_decreases_on_a_trivial_task(tmp_path):
     """Text rows of one repeated sentence: the all-token loss must fall well below its start in 25 steps."""
     src = tmp_path / "t.txt"
     src.write_text("the cat sat on the mat. " * 200)
-    raw = micro_config(steps=25, seed=int(np.random.default_rng().integers(1 << 20)), lr=1e-2).to_dict()
+    raw = micro_config(steps=25, seed=20260312, lr=1e-2).to_dict()
     raw.pop("source")
     raw["data"] = {"mix": {"text": 1.0}, "local_text": [str(src)], "answer_weight": 0.0}
     out = train_config(config_from_dict(raw), tmp_path / "c").parent
