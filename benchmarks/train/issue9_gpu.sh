@@ -39,12 +39,17 @@ case "$JOB" in
       --samples 10 --out /tmp/rec/baselines --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -44
     pack
     ;;
-  long)
+  long)     # what the eval call could not finish (batched long prefills crashed there), kernel GPU tests
+    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 16M,64M --long-samples 5 \
-      --long-batch 5 --out /tmp/rec/passkey --deadline 100 2>&1 | grep -E '^\{|Error' | tail -4
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt \
-      --lengths 16M,64M --long-samples 3 --long-batch 3 --out /tmp/rec/ruler --deadline $(( $(left) - 60 )) 2>&1 \
-      | grep -E '^\{|Error' | tail -20
+      --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout 150 python -P -m pytest -m gpu tests/kernels -q -x 2>&1 | tail -5
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 512K..4M --samples 20 --long-batch 5 \
+      --out /tmp/rec/passkey --deadline 40 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
+      --out /tmp/rec/ruler --deadline 60 2>&1 | grep -E '^\{|Error' | tail -10
+    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
+      --out /tmp/rec/ruler --deadline $(( $(left) - 45 )) 2>&1 | grep -E '^\{|Error' | tail -20
     pack
     ;;
   *) echo "unknown job $JOB: train, eval or long"; exit 2 ;;
