@@ -20,6 +20,11 @@ TRAIN_LABELS = (
     "reference {type_v}", "assigned {type_v}", "private {type_v}", "registered {type_v}", "special {type_v}",
     "personal {type_v}", "important {type_v}", "pass {type_v}", "stored {type_v}", "chosen {type_v}",
 )
+# Bank 2 (the second training part) adds these wordings to the train bank; the held-out bank is the same.
+EXTRA_LABELS = (
+    "backup {type_v}", "primary {type_v}", "official {type_v}", "unique {type_v}", "serial {type_v}",
+    "access {type_v}", "control {type_v}", "account {type_v}", "ticket {type_v}", "key {type_v}",
+)
 HELDOUT_LABELS = ("confidential {type_v}", "vault {type_v}", "archived {type_v}", "treasured {type_v}")
 
 # Needle frames: {L} label, {key}, {value}. The first train frame is the standard (variants.yaml) wording.
@@ -31,6 +36,14 @@ TRAIN_NEEDLES = (
     " Note that the {L} for {key} is {value}.",
     " {key} has the {L} {value}.",
     " Here is a {L} for {key}: {value}.",
+)
+EXTRA_NEEDLES = (
+    " {key}: {L} = {value}.",
+    " Keep in mind: {key} -> {L} {value}.",
+    " The {L} assigned to {key} is {value}.",
+    " In the records, {key} is listed with the {L} {value}.",
+    " Write down the {L} for {key}, which is {value}.",
+    " A {L} for {key} was noted: {value}.",
 )
 HELDOUT_NEEDLES = (
     " Remember, the {L} belonging to {key} reads {value}.",
@@ -49,6 +62,18 @@ TRAIN_QUESTIONS_MANY = (
     "\nWhat are the {L}s of {query}? The {L}s of {query} are",
     "\nQuestion: which {L}s do {query} have? Answer: the {L}s of {query} are",
     "\nFind every {L} for {query} in the text above. The {L}s for {query} are",
+)
+EXTRA_QUESTIONS_ONE = (
+    "\nWhich {L} was given for {query}? It is",
+    "\nRecall the {L} for {query}. The {L} for {query} is",
+    "\nQ: {L} of {query}? A:",
+    "\nWhat {L} is listed for {query}? The {L} listed for {query} is",
+)
+EXTRA_QUESTIONS_MANY = (
+    "\nWhich {L}s were given for {query}? They are",
+    "\nRecall the {L}s for {query}. The {L}s for {query} are",
+    "\nQ: {L}s of {query}? A:",
+    "\nWhat {L}s are listed for {query}? The {L}s listed for {query} are",
 )
 HELDOUT_QUESTIONS_ONE = (
     "\nTell me the {L} that belongs to {query}. The {L} that belongs to {query} reads",
@@ -70,6 +95,12 @@ TRAIN_VT = (
     {"first": " set {var} to {value}.", "hop": " set {var} to {prev}.",
      "question": "\nWhich variables are equal to {value}? Answer: the {count} variables equal to {value} are:"},
 )
+EXTRA_VT = (
+    {"first": " {var} := {value}.", "hop": " {var} := {prev}.",
+     "question": "\nWhat are the variables holding {value}? Answer: these {count} variables hold {value}:"},
+    {"first": " assign {value} to {var}.", "hop": " assign {prev} to {var}.",
+     "question": "\nWhich variables received {value}? Answer: {count} variables received {value}:"},
+)
 HELDOUT_VT = (
     {"first": " Variable {var} takes {value}.", "hop": " Variable {var} takes {prev}.",
      "question": "\nName every variable that ends up with {value}. Answer: {count} variables end up with {value}, "
@@ -86,9 +117,14 @@ def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_
             "question_many": fill(manys[qi % len(manys)])}
 
 
-def draw_niah_template(rng: np.random.Generator, split: str, type_v: str) -> dict:
-    """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid"."""
+def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: int = 1) -> dict:
+    """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid".
+    bank 2 widens the train split with the EXTRA_* wordings (held-out wordings are the same in both)."""
     if split == "train":
+        if bank == 2:
+            return _niah_template(rng, TRAIN_LABELS + EXTRA_LABELS, TRAIN_NEEDLES + EXTRA_NEEDLES,
+                                  TRAIN_QUESTIONS_ONE + EXTRA_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY + EXTRA_QUESTIONS_MANY,
+                                  type_v)
         return _niah_template(rng, TRAIN_LABELS, TRAIN_NEEDLES, TRAIN_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY, type_v)
     if split == "heldout":
         return _niah_template(rng, HELDOUT_LABELS, HELDOUT_NEEDLES, HELDOUT_QUESTIONS_ONE, HELDOUT_QUESTIONS_MANY,
@@ -96,14 +132,14 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str) -> dic
     raise ValueError(f"unknown template split {split!r}")
 
 
-def draw_vt_template(rng: np.random.Generator, split: str) -> dict:
-    bank = {"train": TRAIN_VT, "heldout": HELDOUT_VT}[split]
-    return dict(bank[int(rng.integers(len(bank)))])
+def draw_vt_template(rng: np.random.Generator, split: str, bank: int = 1) -> dict:
+    pool = {"train": TRAIN_VT + (EXTRA_VT if bank == 2 else ()), "heldout": HELDOUT_VT}[split]
+    return dict(pool[int(rng.integers(len(pool)))])
 
 
 @functools.lru_cache(maxsize=1)
 def heldout_phrases() -> tuple[str, ...]:
     """Distinctive pieces of the held-out wordings (tests check training rows never contain them)."""
     out = [lab.split(" {type_v}")[0] for lab in HELDOUT_LABELS]
-    out += ["belonging to", "owns the", "belong to", "Variable ", "ends up with", "end up with"]
+    out += ["belonging to", "owns the", "belong to", "Variable ", "ends up with", "end up with", " reads", "namely"]
     return tuple(out)

@@ -52,5 +52,17 @@ case "$JOB" in
       --out /tmp/rec/ruler --deadline $(( $(left) - 45 )) 2>&1 | grep -E '^\{|Error' | tail -20
     pack
     ;;
+  train2)   # part 2 of the recipe, from the part-1 weights in checkpoints/ramba-tiny; RULER + held-out at 4K
+    timeout $(( $(left) - 10 )) python benchmarks/train/train_gpu.py configs/ramba-tiny.yaml --out /tmp/rec/ramba-tiny \
+      --budget ${BUDGET:-380} --set model.init_from=checkpoints/ramba-tiny --eval-samples 2 2>&1 \
+      | grep -E "passkey 4K|trained in|Error|error|Traceback|eval_exact" | tail -8
+    mkdir -p /tmp/ck && rm -rf /tmp/ck/ramba-tiny && cp -r /tmp/train_runs/ramba-tiny/model /tmp/ck/ramba-tiny
+    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+    timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks $NIAH --lengths 4K --samples 10 --out /tmp/rec/ruler \
+      --deadline 25 2>&1 | grep -E '^\{|Error' | tail -10
+    timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout \
+      --deadline $(( $(left) - 12 )) 2>&1 | grep -E '^\{|Error' | tail -14
+    pack
+    ;;
   *) echo "unknown job $JOB: train, eval or long"; exit 2 ;;
 esac

@@ -38,6 +38,7 @@ def _take(d: dict, cls, where: str):
 class ModelSpec:
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)    # RambaConfig fields (arch, mamba_segment, fusion, ...)
+    init_from: str | None = None   # a checkpoint folder whose weights start the run (a recipe's second part)
 
 
 @dataclass(frozen=True)

@@ -60,14 +60,19 @@ def _needle_haystack(rng, b: _Builder, template: dict, type_k: str, type_v: str,
     b.data[:] = np.frombuffer(blob, dtype=np.uint8)
 
 
-def ruler_niah_row(rng, pools: FillerPools, length: int, segment=None, phase=0, mode: str | None = None) -> Row:
+def ruler_niah_row(rng, pools: FillerPools, length: int, segment=None, phase=0, mode: str | None = None,
+                   mode_p=_MODE_P, uuid_keys: float = 0.25, bank: int = 1) -> Row:
+    """mode_p: probabilities of single/multikey/multivalue/multiquery; uuid_keys: share of UUID keys;
+    bank: the template bank version (template_bank.draw_niah_template)."""
     from ramba.tasks.template_bank import draw_niah_template
-    type_k = ("words", "words", "numbers", "uuids")[int(rng.integers(4))]
+    u = rng.random()
+    type_k = "uuids" if u < uuid_keys else ("numbers" if u < uuid_keys + (1 - uuid_keys) / 3 else "words")
     type_v = ("numbers", "numbers", "uuids")[int(rng.integers(3))]
-    mode = mode or _MODES[int(rng.choice(len(_MODES), p=_MODE_P))]
+    p = np.asarray(mode_p, dtype=float)
+    mode = mode or _MODES[int(rng.choice(len(_MODES), p=p / p.sum()))]
     hay = _HAYSTACKS[int(rng.choice(len(_HAYSTACKS), p=_HAYSTACK_P))]
     tword = "number" if type_v == "numbers" else "uuid"
-    tpl = draw_niah_template(rng, "train", tword)
+    tpl = draw_niah_template(rng, "train", tword, bank=bank)
     k_len = {"words": 20, "numbers": 7, "uuids": 36}[type_k]
     v_len = 7 if type_v == "numbers" else 36
     needle_len = len(tpl["needle"]) + k_len + v_len
@@ -122,9 +127,10 @@ def ruler_niah_row(rng, pools: FillerPools, length: int, segment=None, phase=0, 
     return b.row("ruler_niah")
 
 
-def ruler_vt_row(rng, pools: FillerPools, length: int, segment=None, phase=0, hops=(1, 4), chains=(1, 2)) -> Row:
+def ruler_vt_row(rng, pools: FillerPools, length: int, segment=None, phase=0, hops=(1, 4), chains=(1, 2),
+                 bank: int = 1) -> Row:
     from ramba.tasks.template_bank import draw_vt_template
-    tpl = draw_vt_template(rng, "train")
+    tpl = draw_vt_template(rng, "train", bank=bank)
     n_chains = int(rng.integers(chains[0], chains[1] + 1))
     n_vars = int(rng.integers(hops[0], hops[1] + 1)) + 1
     while n_chains * n_vars * 40 > length // 2 and n_vars > 2:

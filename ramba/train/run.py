@@ -41,7 +41,23 @@ def pick_device(spec: str) -> torch.device:
 def build_model(cfg: TrainConfig, device: torch.device):
     from ramba import RambaConfig, RambaModel
     mcfg = RambaConfig.from_preset(cfg.model.preset, **cfg.model.overrides)
-    return RambaModel(mcfg).to(device), mcfg
+    model = RambaModel(mcfg).to(device)
+    if cfg.model.init_from:
+        init_weights(model, Path(cfg.model.init_from), mcfg)
+    return model, mcfg
+
+
+def init_weights(model, path: Path, mcfg) -> None:
+    """Start from the weights of an earlier run (the first part of a two-part recipe); same architecture only."""
+    from ramba.train.checkpoint import load_model_dir
+    if not (path / "config.json").is_file():
+        raise BadInputError(f"model.init_from {path} holds no checkpoint: train the recipe's first part first "
+                            "(its config names it), or point init_from at a checkpoint folder")
+    src = load_model_dir(path, device="cpu")
+    if src.cfg.to_dict() != mcfg.to_dict():
+        diff = sorted(k for k, v in mcfg.to_dict().items() if src.cfg.to_dict().get(k) != v)
+        raise BadInputError(f"model.init_from {path} has another architecture (differs in {', '.join(diff)})")
+    model.load_state_dict(src.state_dict())
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
