@@ -9,11 +9,13 @@ from ramba.tasks.niah import load_variants, make_variant
 
 # the NIAH and vt variants (cwe and fwe are in test_task_aggregation.py)
 VARIANTS = sorted(n for n, a in load_variants()[0].items() if a["family"] in ("niah", "vt"))
+HELDOUT = {"heldout_niah_single_2", "heldout_niah_multikey_1", "heldout_niah_multivalue", "heldout_niah_multiquery",
+           "heldout_niah_single_3", "heldout_vt", "heldout_filler_niah_single", "heldout_filler_niah_multikey"}
 
 
 def test_all_ruler_variants_registered():
     assert set(VARIANTS) == {"niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1",
-                             "niah_multikey_2", "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt"}
+                             "niah_multikey_2", "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt"} | HELDOUT
     for name in VARIANTS:
         assert get_task(name).name == name
 
@@ -22,6 +24,9 @@ def test_all_ruler_variants_registered():
 def test_variant_structure(name, hf_tok):
     rng = np.random.default_rng(zlib.crc32(name.encode()))   # per-variant, stable across runs
     task = get_task(name)
+    fam = load_variants()[0][name]["family"]
+    held = load_variants()[0][name].get("templates") == "heldout"
+    stmt, assign = ("Variable {} takes", "takes {}.") if held else ("VAR {} =", "= {}.")
     for tok in (ByteTokenizer(), hf_tok):
         length, depth, seed = int(rng.integers(3000, 6000)), float(rng.random()), int(rng.integers(1 << 20))
         (s,) = list(task.generate([length], [depth], 1, seed, tok))
@@ -37,19 +42,19 @@ def test_variant_structure(name, hf_tok):
         assert abs(pos - m["prefix_tokens"] - before - depth * m["haystack_tokens"]) <= 1.0
         first = ids[s.needle_token_pos:s.needle_token_pos + m["needle_tokens"][0]]
         first = tok.decode(first.tolist())
-        assert any(r in first for r in refs) and (name == "vt" or m["queries"][0] in first)
+        assert any(r in first for r in refs) and (fam == "vt" or m["queries"][0] in first)
         # every reference is defined in the context exactly once, and absent from the question
         context = tok.decode(ids[:length - m["question_tokens"]].tolist())
         question = tok.decode(ids[length - m["question_tokens"]:].tolist())
         for r in refs:
-            assert context.count(f"VAR {r} =" if name == "vt" else r) == 1, (r, name)
+            assert context.count(stmt.format(r) if fam == "vt" else r) == 1, (r, name)
             assert r not in question
-        if name.startswith("niah"):
+        if fam == "niah":
             assert len(refs) == m["num_q"] * m["num_v"]
             for q in m["queries"]:
                 assert q in question and context.count(q) == m["num_v"]
         else:
-            assert m["value"] in question and context.count(f"= {m['value']}.") == 1
+            assert m["value"] in question and context.count(assign.format(m["value"])) == 1
             positions = m["needle_positions"][:len(refs)]
             assert positions == sorted(positions)         # the chain's hops appear in order
         # scoring: the answer text scores 1, half the references score 1/2 (RULER string_match_all)

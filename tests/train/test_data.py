@@ -58,3 +58,19 @@ def test_bad_mix_and_config_raise():
     with pytest.raises(BadInputError):
         config_from_dict({"curriculum": [{"until": 0.5, "length": 64, "batch": 2},
                                          {"until": 0.4, "length": 64, "batch": 2}]})
+
+
+@pytest.mark.parametrize("phase", [1, 100, SEG - 1])
+@pytest.mark.parametrize("kind", ["passkey", "mqar", "ruler_niah", "ruler_vt", "copy"])
+def test_tails_stay_in_one_window_of_a_shifted_grid(sampler, kind, phase):
+    """With resets at p % SEG == phase (a random phase per training step), the question + answer still sit in
+    one reset window: windows are multiples of SEG in coordinates shifted by (SEG - phase) % SEG."""
+    rng = np.random.default_rng(RNG_SEED + phase)
+    shift = (SEG - phase) % SEG
+    sampler.phase = phase
+    try:
+        for _ in range(20):
+            t = np.nonzero(sampler.row(rng, 2048, kind).answer)[0]
+            assert (t.min() + shift) // SEG == (t.max() + 1 + shift) // SEG
+    finally:
+        sampler.phase = 0

@@ -3,6 +3,7 @@ stopped and resumed ends with exactly the weights of an uninterrupted run."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from ramba.train.config import config_from_dict
@@ -61,3 +62,28 @@ def test_loss_decreases_on_a_trivial_task(tmp_path):
     train = [r for r in rows if r["kind"] == "train"]
     first, last = train[0]["lm_ce"], np.mean([r["lm_ce"] for r in train[-3:]])
     assert first > 4.0 and last < 0.5 * first, (first, last)
+
+
+def test_init_from_loads_weights_and_refuses_other_architectures(tmp_path):
+    """model.init_from (a recipe's second part) starts from a checkpoint's weights, same architecture only."""
+    import torch
+    from ramba import RambaConfig, RambaModel
+    from ramba.errors import BadInputError
+    from ramba.train.config import config_from_dict
+    from ramba.train.run import build_model
+    src = RambaModel(RambaConfig.from_preset("tiny", n_lower=1, n_upper=1, n_hsa=1, d_model=64, enc_heads=4,
+                                             enc_kv_heads=4, retrieval_dim=64, hsa_heads=2, mamba_headdim=32))
+    src.save_pretrained(tmp_path / "ck")
+    over = {"n_lower": 1, "n_upper": 1, "n_hsa": 1, "d_model": 64, "enc_heads": 4, "enc_kv_heads": 4,
+            "retrieval_dim": 64, "hsa_heads": 2, "mamba_headdim": 32}
+    cfg = config_from_dict({"model": {"preset": "tiny", "overrides": over, "init_from": str(tmp_path / "ck")}})
+    model, _ = build_model(cfg, torch.device("cpu"))
+    for (n, a), b in zip(model.state_dict().items(), src.state_dict().values()):
+        assert torch.equal(a, b), n
+    other = config_from_dict({"model": {"preset": "tiny", "overrides": {**over, "topk": 4},
+                                        "init_from": str(tmp_path / "ck")}})
+    with pytest.raises(BadInputError, match="topk"):
+        build_model(other, torch.device("cpu"))
+    missing = config_from_dict({"model": {"preset": "tiny", "init_from": str(tmp_path / "nothing")}})
+    with pytest.raises(BadInputError, match="first part"):
+        build_model(missing, torch.device("cpu"))
