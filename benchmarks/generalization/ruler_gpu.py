@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--long-batch", type=int, default=4, help="rows per prefill beyond 64K tokens")
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--deadline", type=float, default=1e9)
+    ap.add_argument("--device", default="cuda", help="cuda, or cpu (fp32; short lengths only)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from ramba.evals.lengths import parse_lengths
@@ -45,10 +46,12 @@ def main(argv=None) -> int:
     lengths = parse_lengths(args.lengths)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
+    on_gpu = dev.type == "cuda"
+    device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
     t_start = time.time()
     for ck in args.checkpoints:
-        model = load_model_dir(Path(ck), device="cuda")
+        model = load_model_dir(Path(ck), device=dev)
         name = Path(ck).name
         with open(out / f"{name}.jsonl", "a") as f:
             for L in lengths:
@@ -60,9 +63,10 @@ def main(argv=None) -> int:
                     depths = [(i + 0.5) / n for i in range(n)]
                     t0 = time.time()
                     recs = task_eval(model, task, [L], depths, 1, seed=args.seed, device=dev, batch_size=16,
-                                     model_name=name, amp=args.dtype == "bf16", long_batch=args.long_batch)
+                                     model_name=name, amp=on_gpu and args.dtype == "bf16",
+                                     long_batch=args.long_batch)
                     for r in recs:
-                        r.update(arch=model.cfg.arch, dtype=args.dtype, device=torch.cuda.get_device_name(0),
+                        r.update(arch=model.cfg.arch, dtype=args.dtype if on_gpu else "fp32", device=device_name,
                                  mamba_segment=model.cfg.mamba_segment, reset_tail=model.cfg.reset_tail)
                         f.write(json.dumps(r) + "\n")
                     f.flush()
@@ -71,9 +75,11 @@ def main(argv=None) -> int:
                                       "score": round(sum(r["score"] for r in recs) / len(recs), 3),
                                       "acc_tf": round(sum(r["correct_teacher_forced"] for r in recs) / len(recs), 3),
                                       "s_per_sample": round((time.time() - t0) / len(recs), 3),
-                                      "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}), flush=True)
+                                      "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu
+                                      else None}), flush=True)
         del model
-        torch.cuda.empty_cache()
+        if on_gpu:
+            torch.cuda.empty_cache()
     return 0
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def _acc_table(path: Path) -> list[str]:
+def _acc_table(path: Path, default_device: str = "NVIDIA H100 80GB HBM3") -> list[str]:
     from ramba.evals.lengths import format_length
     by = defaultdict(lambda: [0, 0, 0, set()])
     for line in path.read_text().splitlines():
@@ -20,12 +20,17 @@ def _acc_table(path: Path) -> list[str]:
             r = json.loads(line)
             c = by[r["length"]]
             c[0] += 1
-            c[1] += bool(r["correct_generated"])
+            c[1] += bool(r.get("correct_generated", r.get("correct")))
             c[2] += bool(r["correct_teacher_forced"])
-            c[3].add(r.get("device", "NVIDIA H100 80GB HBM3"))
+            if r.get("task", "passkey") != "passkey":
+                c[0] -= 1
+                continue
+            c[3].add(r.get("device", default_device))
     rows = ["| length | samples | generated | teacher-forced | device |", "|---|---|---|---|---|"]
     for L in sorted(by):
         n, g, t, dev = by[L]
+        if n == 0:
+            continue
         rows.append(f"| {format_length(L)} | {n} | {g / n:.0%} | {t / n:.0%} | {', '.join(sorted(dev))} |")
     return rows
 
@@ -36,7 +41,8 @@ def _arch_facts(cfg: dict) -> str:
     layers = f"{cfg.get('n_lower')}+{cfg.get('n_upper')} layers, d_model {cfg.get('d_model')}"
     hsa = f"HSA: chunk {cfg.get('chunk_size')}, top-{cfg.get('topk')}, fusion={cfg.get('fusion')}"
     if arch == "ramba":
-        return f"{layers}, mamba_segment={cfg.get('mamba_segment')}, {hsa}"
+        tail = f", reset_tail={cfg['reset_tail']}" if cfg.get("reset_tail") else ""
+        return f"{layers}, mamba_segment={cfg.get('mamba_segment')}{tail}, {hsa}"
     if arch == "swa-hsa":
         return f"{layers}, sliding window {cfg.get('swa_window')}, {hsa}"
     if arch == "transformer":
@@ -60,6 +66,10 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True)
     ap.add_argument("--long", default=None, help="eval_long.py JSONL for this model")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--data", default="generators in `ramba/train/data.py` (copy rows, multi-query associative recall, "
+                    "passkey with the evaluation task's templates and fillers plus variants, RULER-style NIAH with "
+                    "distractor keys, variable tracking); curriculum 128 -> 512 -> 1024 -> 2048 -> 4096-token rows; "
+                    "answer CE weight 8.")
     args = ap.parse_args(argv)
     ck, run = Path(args.ckpt), Path(args.run)
     s = json.loads((run / "summary.json").read_text())
@@ -72,9 +82,7 @@ def main(argv=None) -> int:
              f"- Re-run: `ramba-eval train {args.config}` (or `python benchmarks/train/train_gpu.py {args.config} --out DIR` "
              "on a GPU; the recipe stops at its own wall-clock budget).",
              f"- Config: [`{args.config}`](../../{args.config}); model config: `config.json` here ({_arch_facts(cfg)}).",
-             "- Data: generators in `ramba/train/data.py` (copy rows, multi-query associative recall, passkey with the "
-             "evaluation task's templates and fillers plus variants, RULER-style NIAH with distractor keys, variable "
-             "tracking); curriculum 128 -> 512 -> 1024 -> 2048 -> 4096-token rows; answer CE weight 8.",
+             f"- Data: {args.data}",
              f"- Seed {s['seed']}; {s['steps']} steps; {s['tokens'] / 1e6:.0f}M tokens; {s['wall_s']:.0f} s of training "
              f"on {s['device']} ({s['dtype']}, torch {s['torch']}).", "",
              "## Training curves", "", "![curves](curves.png)", "",
@@ -82,10 +90,10 @@ def main(argv=None) -> int:
              _held_out(fe), ""]
     if (run / "eval_4k.jsonl").exists():
         lines += ["Passkey task (`ramba.tasks.passkey`, default template and filler, 11 depths, task seed 7) at 4K "
-                  "right after training, on the GPU:", ""] + _acc_table(run / "eval_4k.jsonl") + [""]
+                  "right after training, on the GPU:", ""] + _acc_table(run / "eval_4k.jsonl", s["device"]) + [""]
     if args.long and Path(args.long).exists():
         reset = "reset-aligned inference" if cfg.get("mamba_segment") else "no state resets"
-        lines += [f"Passkey against length ({reset}; H100 runs use bf16 autocast, CPU runs fp32; "
+        lines += [f"Passkey against length ({reset}; GPU runs use bf16 autocast, CPU runs fp32; "
                   "see reports/generalization/):", ""] + _acc_table(Path(args.long)) + [""]
     if args.notes:
         lines += ["## Notes", "", args.notes, ""]
