@@ -74,24 +74,27 @@ def _pieces(group, length: int, piece_tokens: int):
     return (np.stack(ps) for ps in zip(*[s.prompt_chunks(per_row) for s in group]))
 
 
-def _score(greedy: np.ndarray, sample, tokenizer) -> dict:
-    from ramba.tasks.metrics import first_digit_run
-    ans = np.asarray(sample.answer_ids)
-    tf = bool(np.array_equal(greedy[:len(ans)], ans))
-    text = tokenizer.decode([int(t) for t in greedy])
-    gen = first_digit_run(text) == sample.meta["key"]
-    return {"correct_teacher_forced": tf, "correct_generated": bool(gen), "prediction": text}
-
-
 def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
                  device: torch.device, batch_size: int = 8, model_name: str = "model",
                  extra_tokens: int = 2, piece_tokens: int = 1 << 20, amp: bool = False,
                  long_batch: int = 1) -> list[dict]:
-    """Records (one dict per sample) for the passkey task at every (length, depth): `samples` per cell."""
-    from ramba.tasks.passkey import PasskeyTask
+    """Records (one dict per sample) for the passkey task at every (length, depth): `samples` per cell. Two
+    tokens are decoded past the key, so a model that runs on after it ("96210" -> "9621099") scores wrong."""
+    return task_eval(model, "passkey", lengths, depths, samples, seed, device, batch_size=batch_size,
+                     model_name=model_name, piece_tokens=piece_tokens, amp=amp, long_batch=long_batch,
+                     extra_tokens=extra_tokens)
+
+
+def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
+              device: torch.device, batch_size: int = 8, model_name: str = "model", piece_tokens: int = 1 << 20,
+              amp: bool = False, long_batch: int = 1, extra_tokens: int = 0) -> list[dict]:
+    """Records for any registered task, scored by the task's own scorer in both conventions (one greedy pass of
+    len(answer) + extra_tokens tokens: generated scores the decoded text; teacher-forced correct <=> the first
+    len(answer) greedy tokens equal the answer ids). Samples of one length are batched (same exact length)."""
+    from ramba.tasks import get_task
     from ramba.tasks.tokenizers import ByteTokenizer
     tok = ByteTokenizer()
-    task = PasskeyTask()
+    task = get_task(task_name)
     model.eval()
     records = []
     for length in lengths:
@@ -107,48 +110,15 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
                 torch.cuda.synchronize()
             wall = (time.perf_counter() - t0) / len(group)
             for s, g in zip(group, greedy):
-                rec = {"task": s.task, "length": s.length, "depth": s.depth, "seed": s.seed, "index": s.index,
-                       "sample_id": s.sample_id, "model": model_name, "backend": "ramba", "answer": s.answer_text,
-                       "wall_s": round(wall, 3), **_score(g, s, tok)}
-                rec["convention"] = "generated"
-                rec["correct"] = rec["correct_generated"]
-                records.append(rec)
-    return records
-
-
-def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
-              device: torch.device, batch_size: int = 8, model_name: str = "model", piece_tokens: int = 1 << 20,
-              amp: bool = False, long_batch: int = 1) -> list[dict]:
-    """Records for any registered task, scored by the task's own scorer in both conventions (one greedy pass:
-    teacher-forced correct <=> the first len(answer) greedy tokens equal the answer ids). Samples of one length
-    are batched (their prompts have the same exact length)."""
-    from ramba.tasks import get_task
-    from ramba.tasks.tokenizers import ByteTokenizer
-    tok = ByteTokenizer()
-    task = get_task(task_name)
-    model.eval()
-    records = []
-    for length in lengths:
-        todo = list(task.generate([length], list(depths), samples, seed, tok))
-        bs = _batch_for(length, batch_size, long_batch)
-        for i in range(0, len(todo), bs):
-            group = todo[i:i + bs]
-            n_new = max(len(s.answer_ids) for s in group)
-            t0 = time.perf_counter()
-            pieces = _pieces(group, length, piece_tokens)
-            greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp, prompt_length=length)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            wall = (time.perf_counter() - t0) / len(group)
-            for s, g in zip(group, greedy):
-                g = [int(t) for t in g[:len(s.answer_ids)]]
+                g = [int(t) for t in g[:len(s.answer_ids) + extra_tokens]]
                 text = tok.decode(g)
                 gen = task.score(s, text, "generated")
-                tf = task.score(s, g, "teacher_forced")
+                tf = task.score(s, g[:len(s.answer_ids)], "teacher_forced")
                 records.append({"task": s.task, "length": s.length, "depth": s.depth, "seed": s.seed,
                                 "index": s.index, "sample_id": s.sample_id, "model": model_name, "backend": "ramba",
                                 "answer": s.answer_text, "prediction": text, "wall_s": round(wall, 3),
                                 "convention": "generated", "correct": bool(gen["correct"]),
+                                "correct_generated": bool(gen["correct"]),
                                 "score": float(gen.get("score", gen["correct"])),
                                 "correct_teacher_forced": bool(tf["correct"])})
     return records

@@ -22,24 +22,10 @@ _HAYSTACKS = ("task_essay", "task_ruler_noise", "needle", None)     # None: a ra
 _HAYSTACK_P = (0.35, 0.2, 0.3, 0.15)
 
 
-def _draws():
-    from ramba.tasks.niah import draw_number, draw_uuid, draw_word_key
-    return {"words": draw_word_key, "numbers": lambda r: draw_number(r, 7), "uuids": draw_uuid}
-
-
-_DRAW = None
-
-
 def _distinct(rng, kind: str, n: int, exclude=()) -> list[str]:
-    global _DRAW
-    if _DRAW is None:
-        _DRAW = _draws()
-    out: list[str] = []
-    while len(out) < n:
-        x = _DRAW[kind](rng)
-        if x not in out and x not in exclude:
-            out.append(x)
-    return out
+    """n distinct keys/values of the evaluation's kinds (pseudo-word pairs, 7-digit numbers, UUIDs)."""
+    from ramba.tasks.niah import _draw_distinct
+    return _draw_distinct(rng, kind, n, frozenset(exclude))
 
 
 def _join(queries: list[str]) -> str:
