@@ -111,6 +111,8 @@ def run_cmd(
                                            "fields, a suite has `runs:`"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder (overrides the file's `out`)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="check the inputs, print the plan and exit"),
+    only: Optional[str] = typer.Option(None, "--only", help="suites: run only these runs (comma-separated names)",
+                                       show_default="every run"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
 ):
     """Run the evaluation (or the suite of them) a YAML/TOML file describes; resumes a folder that holds it."""
@@ -121,8 +123,13 @@ def run_cmd(
     data = read_config_file(path)
     if is_suite_data(data):
         suite = suite_from_data(data, path)
-        _finish_suite(suite.with_out(out) if out else suite, dry_run, progress)
+        suite = suite.with_out(out) if out else suite
+        if only:
+            suite = suite.only([x.strip() for x in only.split(",") if x.strip()])
+        _finish_suite(suite, dry_run, progress)
         return
+    if only:
+        raise RambaEvalError(f"--only picks runs of a suite, and {config!r} is a single run config (no `runs:`)")
     cfg = config_from_file_data(data, path)
     if out:
         cfg = cfg.replace(out=out)

@@ -121,7 +121,7 @@ def _meta(p: Prepared, status: str, previous: dict | None, **extra) -> dict:
     if "warmup_s" in extra:
         warm[str(sessions)] = round(float(extra.pop("warmup_s")), 4)
     meta = {
-        "run_id": p.cfg.run_id, "config": p.cfg.to_dict(), "config_hash": p.cfg.config_hash(),
+        "run_id": p.cfg.run_id, "config": _located_nowhere(p.cfg), "config_hash": p.cfg.config_hash(),
         "status": status, "started_at": (previous or {}).get("started_at", now), "updated_at": now,
         "sessions": sessions,
         "git_sha": env.git_sha(REPO_ROOT), "packages": env.package_versions(), "env": env.device_info(p.device),
@@ -140,6 +140,13 @@ def _meta(p: Prepared, status: str, previous: dict | None, **extra) -> dict:
         **extra,
     }
     return meta
+
+
+def _located_nowhere(cfg: RunConfig) -> dict:
+    """The config without `out`: where a folder lives is not part of the run (folders move: baselines, CI)."""
+    d = cfg.to_dict()
+    d.pop("out")
+    return d
 
 
 def _model_config(be) -> dict | None:
@@ -289,8 +296,7 @@ def _write_config_copy(cfg: RunConfig, out: Path) -> None:
     It has no `out`: it resumes the folder it sits in, wherever that is (no machine-specific path)."""
     import yaml
     from ramba.atomic import atomic_write_text
-    d = cfg.to_dict()
-    d.pop("out")
+    d = _located_nowhere(cfg)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(d, sort_keys=False))
 
 

@@ -51,6 +51,14 @@ class Suite:
         runs = tuple(SuiteRun(r.name, r.cfg.replace(out=str(base / r.name))) for r in self.runs)
         return Suite(self.name, runs, str(base))
 
+    def only(self, names: list[str]) -> "Suite":
+        known = [r.name for r in self.runs]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise BadInputError(f"suite {self.name!r} has no run(s) {', '.join(unknown)}; its runs are "
+                                f"{', '.join(known)}")
+        return Suite(self.name, tuple(r for r in self.runs if r.name in names), self.out)
+
     def to_dict(self) -> dict:
         """The resolved suite (written as suite.yaml in the suite folder; no machine paths)."""
         runs = []

@@ -65,15 +65,14 @@ def run_folders(path: str | Path) -> list[Path]:
 
 
 def load_side(path: str | Path) -> dict[str, RunData]:
-    """task -> run, for one side of a comparison."""
+    """name -> run, for one side of a comparison: a suite's runs by folder name (the suite's run names, which
+    default to the task), a lone results folder by its task. Pairs must then hold the same task."""
+    folders = run_folders(path)
     out: dict[str, RunData] = {}
-    for d in run_folders(path):
+    for d in folders:
         meta, df = load_results(d)
         r = RunData(d, meta, df)
-        if r.task in out:
-            raise BadInputError(f"{str(path)!r} holds two runs of task {r.task!r} ({out[r.task].path.name}, "
-                                f"{d.name}); compare them one folder at a time")
-        out[r.task] = r
+        out[r.task if d == Path(path) else d.name] = r
     return out
 
 
@@ -95,16 +94,25 @@ class Comparison:
 
 
 def _pick(side: dict[str, RunData], tasks: list[str] | None, what: str, path) -> dict[str, RunData]:
+    """--tasks: keep the runs of these tasks (or of these run names)."""
     if tasks is None:
         return side
-    missing = [t for t in tasks if t not in side]
+    kept = {k: r for k, r in side.items() if k in tasks or r.task in tasks}
+    missing = [t for t in tasks if not any(k == t or r.task == t for k, r in kept.items())]
     if missing:
         raise BadInputError(f"{what} {str(path)!r} has no run of task(s) {', '.join(missing)}; it has "
                             f"{', '.join(sorted(side))}")
-    return {t: side[t] for t in tasks}
+    return kept
 
 
 def _check_pairing(base: dict[str, RunData], new: dict[str, RunData], bpath, npath) -> None:
+    if len(base) == 1 and len(new) == 1:  # two lone folders (or one-run suites): pair them whatever their names
+        (kb, rb), (kn, rn) = next(iter(base.items())), next(iter(new.items()))
+        check_pair(rb, rn)
+        if kb != kn:
+            new.pop(kn)
+            new[kb] = rn
+        return
     if set(base) != set(new):
         only_b, only_n = sorted(set(base) - set(new)), sorted(set(new) - set(base))
         parts = []

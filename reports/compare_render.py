@@ -86,6 +86,17 @@ def _git(r) -> str:
     return sha[:10] + ("-dirty" if sha.endswith("-dirty") else "")
 
 
+def _gate_text(gates: dict) -> str:
+    gated = []
+    if gates.get("max_slowdown"):
+        gated.append(f"median prefill tokens/s more than {gates['max_slowdown']:g}x slower")
+    if gates.get("max_memory_growth"):
+        gated.append(f"model state more than {gates['max_memory_growth']:g}x larger")
+    if not gated:
+        return "Throughput and memory are reported, not gated."
+    return "Throughput and memory are reported; also a regression: " + " or ".join(gated) + "."
+
+
 def build_blocks(c: Comparison, plot_dir: Path) -> list[Block]:
     n_reg = len(c.regressions)
     head = f"❌ {n_reg} regression(s)" if n_reg else "✅ no regression beyond the noise band"
@@ -99,10 +110,7 @@ def build_blocks(c: Comparison, plot_dir: Path) -> list[Block]:
                    f"vs new `{c.new_path}` (git {_git(any_new)}, model `{any_new.meta['config'].get('model')}`): "
                    f"{len(c.tasks)} task(s), {len(per)} cells. A cell is a regression when the 95% Newcomb "
                    "interval of new - baseline lies entirely below 0 (a drop larger than the sampling noise of "
-                   "both runs); throughput and memory are reported"
-                   + ("" if not (c.gates.get("max_slowdown") or c.gates.get("max_memory_growth"))
-                      else f" and gated (slowdown > {c.gates.get('max_slowdown')}x, state growth > "
-                           f"{c.gates.get('max_memory_growth')}x)") + "."),
+                   "both runs). " + _gate_text(c.gates)),
     ]
     if c.regressions:
         blocks += [Block("h2", "Regressions")] + [Block("p", f"`{line}`") for line in c.regressions]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -171,8 +172,17 @@ def compare_accuracy(cells: pd.DataFrame, path: Path) -> Path:
                 ax.set_ylabel("accuracy")
             ax.set_title(f"{task} · {conv}", fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower left")
+    _figure_legend(fig, axes)
     return _save(fig, path, tight=False)
+
+
+def _figure_legend(fig, axes) -> None:
+    """One legend above all panels (a legend per panel covers points at 0% or 100%)."""
+    seen: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    fig.legend(list(seen.values()), list(seen), loc="outside upper center", ncol=len(seen), fontsize=8)
 
 
 def compare_efficiency(eff: pd.DataFrame, path: Path) -> Path:
@@ -187,9 +197,11 @@ def compare_efficiency(eff: pd.DataFrame, path: Path) -> Path:
         ax.axhline(1.0, color="black", linewidth=0.8)
         _length_axis(ax, lengths)
         ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+    _figure_legend(fig, axes)
     return _save(fig, path, tight=False)
 
 
