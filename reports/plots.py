@@ -209,7 +209,7 @@ def history_lines(series: pd.DataFrame, value: str, path: Path, ylabel: str, log
                   ylim: tuple[float, float] | None = None) -> Path:
     """series: columns run (x position), label, task, line (legend label), value. One panel per task."""
     tasks = sorted(series["task"].unique())
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(7.5, 2.8 * len(tasks)), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(9, 2.6 * len(tasks)), squeeze=False, layout="constrained")
     labels = series.drop_duplicates("run").sort_values("run")
     for ax, task in zip(axes[:, 0], tasks):
         g = series[series["task"] == task]
@@ -224,5 +224,5 @@ def history_lines(series: pd.DataFrame, value: str, path: Path, ylabel: str, log
         ax.set_ylabel(ylabel)
         ax.set_title(task, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the panel, not on the lines
     return _save(fig, path, tight=False)
