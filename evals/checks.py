@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ramba.errors import BadInputError, DoesNotFitError
@@ -31,9 +32,17 @@ def check_writable(path: Path, what: str, fix: str) -> None:
     base = nearest_existing(p)
     if not base.is_dir():
         raise BadInputError(f"{what} {str(p)!r} cannot be created: {str(base)!r} is a file; {fix}")
+    why = None
     if not os.access(base, os.W_OK | os.X_OK):
-        ro = _read_only_mount(base)
-        why = "is on a read-only file system" if ro else "is not writable"
+        why = "is on a read-only file system" if _read_only_mount(base) else "is not writable"
+    else:
+        # access(2) trusts permission bits, which root bypasses; /proc-like folders refuse anyway. A probe
+        # folder, removed at once, is the only sure answer.
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".ramba-eval-probe-", dir=base))
+        except OSError as e:
+            why = f"refuses new files ({e.strerror})"
+    if why:
         raise BadInputError(f"{what} {str(p)!r} cannot be written: {str(base)!r} {why}; {fix}")
 
 
@@ -81,10 +90,13 @@ def model_positions(backend: str, model_dir: str | None) -> int | None:
 
 
 def check_positions(model: str, positions: int | None, need: int, longest: int) -> None:
-    """need: positions the longest sample uses (prompt + answer tokens fed back, i.e. length + answer - 1)."""
+    """need: positions the longest sample uses, `longest` prompt tokens plus the answer tokens fed back after it
+    (need == longest when only the prompt is known, as in the dry run)."""
     if positions is None or need <= positions:
         return
+    extra = need - longest
+    what = (f"the longest prompt has {longest:,} tokens" if extra == 0 else
+            f"the longest sample needs {need:,} (a {longest:,}-token prompt and {extra} answer token(s) fed back)")
     raise DoesNotFitError(
-        f"model {model!r} has {positions:,} positions but the longest sample needs {need:,} (a {longest:,}-token "
-        f"prompt plus its answer); pass --length below {positions:,}, or, for a RoPE model meant to run past its "
-        "training length, raise max_position_embeddings in its config.json")
+        f"model {model!r} has {positions:,} positions but {what}; pass lengths of at most {positions - extra:,}, "
+        "or, for a RoPE model meant to run past its training length, raise max_position_embeddings in its config.json")

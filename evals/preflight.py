@@ -21,6 +21,7 @@ from ramba.evals.records import read_meta
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 _OUT_FIX = "pick another --out"
 _CACHE_FIX = "set RAMBA_EVAL_CACHE to a writable folder"
+_ANSWER_MARGIN = 256  # answers are shorter than this (RULER's longest budget is 128 tokens)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,19 @@ def _check_device(device: str) -> None:
         resolve_device(device)
 
 
+def _longest_need(cfg: RunConfig, model_id: str) -> int:
+    """Positions the longest sample uses: prompt + answer tokens fed back (hf models only: positions are theirs)."""
+    from ramba.evals.backend_hf import default_tokenizer_spec
+    from ramba.tasks import get_task
+    from ramba.tasks.tokenizers import load_tokenizer
+    tok = load_tokenizer(resolve_path(cfg.tokenizer) if cfg.tokenizer else default_tokenizer_spec(Path(model_id)))
+    longest = max(cfg.lengths)
+    need = longest
+    for s in get_task(cfg.task).generate([longest], list(cfg.depths), 1, cfg.seed, tok):
+        need = max(need, s.length + len(s.answer_ids) - 1)
+    return need
+
+
 def preflight(cfg: RunConfig) -> Preflight:
     from ramba.evals import defaults
     from ramba.evals.plan import disk_needs
@@ -128,6 +142,10 @@ def preflight(cfg: RunConfig) -> Preflight:
     if backend == "hf" and model_id and Path(model_id) == defaults.tiny_hf_dir() and not Path(model_id).exists():
         checks.check_writable(defaults.cache_dir(), "model cache folder", _CACHE_FIX)
     positions = checks.model_positions(backend, model_id)
-    checks.check_positions(cfg.model, positions, max(cfg.lengths), max(cfg.lengths))
+    longest = max(cfg.lengths)
+    checks.check_positions(cfg.model, positions, longest, longest)
+    if positions is not None and longest + _ANSWER_MARGIN > positions:
+        # Near the limit the answer's own tokens decide: build the longest sample (this loads the tokenizer).
+        checks.check_positions(cfg.model, positions, _longest_need(cfg, model_id), longest)
     checks.check_free_disk([(out, records, "records"), (Path(cache_root()), prompts, "prompt cache")])
     return Preflight(backend, model_id, out, positions)

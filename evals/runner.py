@@ -64,10 +64,10 @@ def prepare(cfg: RunConfig) -> Prepared:
         defaults.ensure_tiny_hf_model()  # the embedded default: built once, then cached
     device = resolve_device(cfg.device)
     spec = fault.active()
+    fingerprint = weights_fingerprint(model_id) if model_id else None
+    _check_resume(pf.out_dir, fingerprint, spec)  # before loading: a refusal should not cost a model load
     backend = fault.wrap(load_backend(pf.backend, model_id, device=device, tokenizer=tokenizer,
                                       trust_remote_code=cfg.trust_remote_code, seed=cfg.seed), spec)
-    fingerprint = weights_fingerprint(model_id) if model_id else None
-    _check_resume(pf.out_dir, fingerprint, spec)
     _check_samples(cfg, task, backend, pf)
     segment = cfg.segment or int(getattr(backend, "segment", None) or DEFAULT_SEGMENT)
     return Prepared(cfg, pf.out_dir, task, backend, device, segment, fingerprint, spec)
