@@ -88,13 +88,18 @@ def _check_tokenizer(cfg: RunConfig, backend: str, model_id: str | None) -> None
         if p.is_dir() and not (_has_tokenizer_files(p) or (p / "config.json").is_file()):
             raise BadInputError(f"tokenizer path {cfg.tokenizer!r} holds no tokenizer.json or tokenizer_config.json")
         return
-    if cfg.tokenizer == "byte" or not model_id or not Path(model_id).is_dir():
+    if not model_id or not Path(model_id).is_dir():
         return
     d = Path(model_id)
     try:
         vocab = json.loads((d / "config.json").read_text()).get("vocab_size")
     except (OSError, ValueError):
         vocab = None
+    if cfg.tokenizer == "byte":
+        if isinstance(vocab, int) and vocab < 256:
+            raise BadInputError(f"the byte tokenizer has 256 ids but model {model_id!r} only {vocab}; pass the "
+                                "model's own --tokenizer")
+        return
     if backend == "hf" and not (_has_tokenizer_files(d) or (d / "ramba_eval.json").is_file()):
         raise BadInputError(f"model folder {model_id!r} has no tokenizer files; pass --tokenizer PATH or "
                             "--tokenizer byte")
