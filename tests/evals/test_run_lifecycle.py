@@ -1,6 +1,5 @@
 """A run's life: warm-up timed apart, the lock file gone at the end, a killed run reported as interrupted, a
 crash recorded as failed, an out-of-vocabulary prediction scored wrong (not fatal), fault injection."""
-import json
 import os
 import signal
 import subprocess
