@@ -10,6 +10,7 @@ import importlib
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 from ramba.errors import BadInputError
+from ramba.evals.devices import resolve_device  # noqa: F401  (re-exported: callers import it from here)
 
 
 @runtime_checkable
@@ -84,14 +85,6 @@ def load_backend(name: str, model: str | None, device: str, **kw) -> Backend:
         raise BadInputError(f"unknown backend {name!r}; choose one of {', '.join(sorted(BACKENDS))}")
     factory = _resolve(name)
     return factory(model, device=device, **kw)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Imports torch: call only on the run path."""
-    if device != "auto":
-        return device
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class LoglikelihoodMixin:

@@ -1,62 +1,95 @@
-"""`ramba-eval`: passkey | run CONFIG | report DIR | tasks | models | train CONFIG | lm-eval ...
+"""`ramba-eval`: passkey | run CONFIG | report DIR | compare BASE NEW | history RUN... | tasks | models | train | lm-eval
 
 Imports stay inside the commands: `--dry-run`, `tasks` and `models` never import torch or transformers.
-`main()` turns every RambaEvalError into one line `error: ...` on stderr and exit code 2.
+`main()` turns every RambaEvalError, every usage error and every OSError into one line `error: ...` on stderr
+and exit code 2 (RAMBA_EVAL_DEBUG=1 keeps the traceback). `compare` (and `report --baseline`) exit 1 when they
+find a regression, so CI can fail on it.
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ramba.errors import RambaEvalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Long-context evaluation for RAMba and other causal LMs: run, resume, report.")
+                  help="Long-context evaluation for RAMba and other causal LMs: run, resume, report, compare.")
 
 _LENGTH_HELP = "prompt lengths in tokens: 4096, 4K, 64K, 1M, 64M; lists 4K,16K,64K; doubling ranges 4K..1M"
 _DEPTH_HELP = "needle depths in [0,1]: a list 0,0.25,0.5 or a count N (N evenly spaced points, e.g. 5)"
+EXIT_REGRESSION = 1
 
 
 def _echo_err(msg: str) -> None:
     typer.echo("error: " + " ".join(str(msg).split()), err=True)
 
 
+def _plan_one(cfg) -> str:
+    """The dry run: every check a run makes before it writes, then the plan."""
+    from ramba.evals.plan import estimate, format_plan
+    from ramba.evals.preflight import preflight
+    preflight(cfg)
+    return format_plan(cfg, estimate(cfg))
+
+
+def _report_one(out) -> None:
+    from ramba.reports.render import write_report
+    paths = write_report(out)
+    typer.echo(f"report: {paths['html']}")
+    typer.echo(f"report: {paths['md']}")
+
+
 def _finish(cfg, dry_run: bool, progress: bool) -> None:
     """Shared tail of `passkey` and `run`: plan, or run then report."""
     if dry_run:
-        from ramba.evals.plan import estimate, format_plan
-        from ramba.tasks import get_task
-        get_task(cfg.task)  # an unknown task fails the dry run too
-        typer.echo(format_plan(cfg, estimate(cfg)))
+        typer.echo(_plan_one(cfg))
         return
     from ramba.evals.runner import run
     out = run(cfg, progress=progress)
     typer.echo(f"results: {out}")
     if cfg.report:
-        from ramba.reports.render import write_report
-        paths = write_report(out)
-        typer.echo(f"report: {paths['html']}")
-        typer.echo(f"report: {paths['md']}")
+        _report_one(out)
+
+
+def _finish_suite(suite, dry_run: bool, progress: bool) -> None:
+    """Every run's preflight first (a bad last run writes nothing), then the runs in order."""
+    plans = [_plan_one(r.cfg) for r in suite.runs]
+    if dry_run:
+        typer.echo(f"suite {suite.name}: {len(suite.runs)} run(s) into {suite.out_dir()}")
+        typer.echo("\n".join(plans))
+        return
+    from ramba.evals.runner import run
+    from ramba.evals.suite import write_suite_file
+    suite.out_dir().mkdir(parents=True, exist_ok=True)
+    write_suite_file(suite)
+    for r in suite.runs:
+        out = run(r.cfg, progress=progress)
+        typer.echo(f"results: {out}")
+        if r.cfg.report:
+            _report_one(out)
+    typer.echo(f"suite: {suite.out_dir()}")
 
 
 @app.command()
 def passkey(
-    length: str = typer.Option(None, "--length", "--lengths", "-l", help=_LENGTH_HELP + " [default: 1K..8K]"),
-    depths: str = typer.Option(None, "--depths", "-d", help=_DEPTH_HELP + " [default: 5]"),
-    samples: int = typer.Option(None, "--samples", "-n", help="samples per (length, depth) cell [default: 2]"),
+    length: str = typer.Option(None, "--length", "--lengths", "-l", help=_LENGTH_HELP, show_default="1K..8K"),
+    depths: str = typer.Option(None, "--depths", "-d", help=_DEPTH_HELP, show_default="5"),
+    samples: int = typer.Option(None, "--samples", "-n", help="samples per (length, depth) cell", show_default="2"),
     seed: int = typer.Option(0, "--seed", help="seed for the task's random needles and haystacks"),
     model: str = typer.Option(None, "--model", "-m",
-                              help="BACKEND[:ID]: ramba:checkpoints/ramba-tiny, ramba:tiny, hf:/dir, dummy, oracle "
-                                   "[default: the shipped ramba-tiny checkpoint, else a tiny local hf model]"),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="'byte' or a local HF tokenizer folder "
-                                                                       "[default: the model's own]"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    segment: Optional[int] = typer.Option(None, "--segment", help="prompt tokens fed to the model per call "
-                                                                 "[default: the backend's choice, else 4096]"),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder [default: ./results/<run_id>]"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (samples, tokens, memory, disk) and exit"),
+                              help="BACKEND[:ID]: ramba:checkpoints/ramba-tiny, ramba:tiny, hf:/dir, dummy, oracle",
+                              show_default="the shipped ramba-tiny checkpoint, else a tiny local hf model"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="'byte' or a local HF tokenizer folder",
+                                            show_default="the model's own"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+    segment: Optional[int] = typer.Option(None, "--segment", help="prompt tokens fed to the model per call",
+                                          show_default="the backend's choice, else 4096"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder", show_default="./results/<run_id>"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the inputs, print the plan (samples, tokens, "
+                                                          "memory, disk) and exit"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML/Markdown report at the end"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow an hf model folder's own code"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
@@ -74,14 +107,30 @@ def passkey(
 
 @app.command("run")
 def run_cmd(
-    config: str = typer.Argument(..., help="run config file (.yaml/.yml/.toml); keys are RunConfig fields"),
+    config: str = typer.Argument(..., help="run config or suite file (.yaml/.yml/.toml); keys are RunConfig "
+                                           "fields, a suite has `runs:`"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder (overrides the file's `out`)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and exit"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the inputs, print the plan and exit"),
+    only: Optional[str] = typer.Option(None, "--only", help="suites: run only these runs (comma-separated names)",
+                                       show_default="every run"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
 ):
-    """Run the evaluation a YAML/TOML run config describes (resumes when its folder already holds it)."""
-    from ramba.evals.config import load_run_config
-    cfg = load_run_config(config)
+    """Run the evaluation (or the suite of them) a YAML/TOML file describes; resumes a folder that holds it."""
+    from pathlib import Path
+    from ramba.evals.config import config_from_file_data, read_config_file
+    from ramba.evals.suite import is_suite_data, suite_from_data
+    path = Path(config)
+    data = read_config_file(path)
+    if is_suite_data(data):
+        suite = suite_from_data(data, path)
+        suite = suite.with_out(out) if out else suite
+        if only:
+            suite = suite.only([x.strip() for x in only.split(",") if x.strip()])
+        _finish_suite(suite, dry_run, progress)
+        return
+    if only:
+        raise RambaEvalError(f"--only picks runs of a suite, and {config!r} is a single run config (no `runs:`)")
+    cfg = config_from_file_data(data, path)
     if out:
         cfg = cfg.replace(out=out)
     _finish(cfg, dry_run, progress)
@@ -90,8 +139,10 @@ def run_cmd(
 @app.command()
 def report(
     results_dir: str = typer.Argument(..., help="a results folder (records.jsonl + meta.json)"),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="a baseline results folder to compare with"),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write the report [default: RESULTS_DIR]"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="a baseline results folder of the same task "
+                                                                    "and tokenizer; exit 1 on a regression"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write the report",
+                                      show_default="RESULTS_DIR"),
 ):
     """Write report.md and a self-contained report.html (plots embedded) from a results folder."""
     from ramba.reports.render import write_report
@@ -99,8 +150,54 @@ def report(
     for key in ("html", "md"):
         typer.echo(f"report: {paths[key]}")
     if paths.get("regressions"):
-        typer.echo(f"regressions: {paths['regressions']} cell(s) whose confidence intervals do not overlap "
-                   "the baseline's (see the report)")
+        typer.echo(f"regressions: {paths['regressions']} cell(s) below the baseline beyond the 95% noise band "
+                   "(see the report)", err=True)
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+@app.command()
+def compare(
+    baseline: str = typer.Argument(..., help="baseline: a results folder, or a suite folder of them"),
+    new: str = typer.Argument(..., help="new results: a results folder, or a suite folder of them"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write compare.md/.html/.json and plots",
+                                      show_default="NEW/compare"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="compare only these tasks (comma-separated)",
+                                        show_default="every task, which both sides must have"),
+    max_slowdown: Optional[float] = typer.Option(None, "--max-slowdown",
+                                                 help="also fail when median prefill tokens/s drops by more than "
+                                                      "this factor (e.g. 10); CI machines differ, so loose",
+                                                 show_default="throughput is reported, not gated"),
+    max_memory_growth: Optional[float] = typer.Option(None, "--max-memory-growth",
+                                                      help="also fail when model state bytes grow by more than "
+                                                           "this factor", show_default="reported, not gated"),
+):
+    """Per task x length differences (accuracy with 95% intervals, throughput, memory); exit 1 on a regression."""
+    from ramba.reports.compare_render import write_comparison
+    result = write_comparison(baseline, new, out_dir=out,
+                              tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+                              max_slowdown=max_slowdown, max_memory_growth=max_memory_growth)
+    for line in result.summary_lines():
+        typer.echo(line)
+    for key in ("md", "html"):
+        typer.echo(f"compare: {result.paths[key]}")
+    if result.regressions:
+        for line in result.regression_lines():
+            typer.echo(line, err=True)
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+@app.command()
+def history(
+    runs: List[str] = typer.Argument(..., help="results or suite folders, oldest first (e.g. one per commit)"),
+    out: str = typer.Option("history", "--out", "-o", help="where to write history.html/.md and plots"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated x-axis labels, one per run",
+                                         show_default="each run's git commit"),
+):
+    """Accuracy, throughput and memory across runs or commits, as line plots in an HTML report."""
+    from ramba.reports.history import write_history
+    paths = write_history(runs, out, labels=[x.strip() for x in labels.split(",")] if labels else None)
+    typer.echo(f"history: {paths['html']}")
+    typer.echo(f"history: {paths['md']}")
 
 
 @app.command()
@@ -162,16 +259,42 @@ def lm_eval_cmd(ctx: typer.Context):
     cli_evaluate()
 
 
+def _usage_errors() -> tuple[type, ...]:
+    """Click's UsageError: typer >= 0.17 vendors its own copy of click, older ones use click itself."""
+    found = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(mod, fromlist=["UsageError"]).UsageError)
+        except ImportError:
+            pass
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> None:
     from ramba.evals.runner import RunInterrupted
+    debug = os.environ.get("RAMBA_EVAL_DEBUG") == "1"
+    usage = _usage_errors()
     try:
-        app(args=argv, prog_name="ramba-eval")
+        rc = app(args=argv, prog_name="ramba-eval", standalone_mode=False)
+    except usage as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()
+            sys.exit(2)
+        where = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else ""
+        _echo_err(e.format_message().rstrip(".") + where)
+        sys.exit(2)
     except RunInterrupted as e:
         typer.echo(" ".join(str(e).split()), err=True)
         sys.exit(130)
     except RambaEvalError as e:
         _echo_err(str(e))
         sys.exit(2)
+    except OSError as e:
+        if debug or e.errno is None:
+            raise
+        _echo_err(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Loaded from the CLI's options or from a YAML/TOML file (`ramba-eval run CONFIG`). Only fields that change the
 results enter the hash (`out` and `report` do not), so a rerun with the same settings resumes the same folder.
+Model and tokenizer paths are stored canonically (`ramba.evals.identity`): one checkpoint, one run id.
+A file that leaves out `model`, `lengths`, `depths` or `samples` gets the same defaults as `ramba-eval passkey`.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ramba.errors import BadInputError
+from ramba.evals.devices import check_device_spec
+from ramba.evals.identity import canonical_model_spec, canonical_path
 from ramba.evals.lengths import parse_depths, parse_lengths
 
 # Fields that do not change what is measured, so they stay out of the run hash.
@@ -49,6 +53,19 @@ class RunConfig:
             raise BadInputError("task must be a task name; list them with `ramba-eval tasks`")
         if not isinstance(self.model, str) or not self.model:
             raise BadInputError("model must be BACKEND[:ID]; list them with `ramba-eval models`")
+        for name in ("trust_remote_code", "report"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):  # YAML `report: "no"` is the string "no", which Python would read as true
+                raise BadInputError(f"{name} must be true or false, got {v!r}; write {name}: true or {name}: false "
+                                    "without quotes")
+        for name in ("tokenizer", "out"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise BadInputError(f"{name} must be a non-empty string (a path), got {v!r}")
+        object.__setattr__(self, "device", check_device_spec(self.device))
+        object.__setattr__(self, "model", canonical_model_spec(self.model.strip()))
+        if self.tokenizer is not None and self.tokenizer != "byte":
+            object.__setattr__(self, "tokenizer", canonical_path(self.tokenizer))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -93,6 +110,35 @@ class RunConfig:
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a YAML (.yaml/.yml) or TOML (.toml) run config; keys are RunConfig's fields."""
     p = Path(path)
+    data = read_config_file(p)
+    if "runs" in data:
+        raise BadInputError(f"{str(p)!r} is a suite (it has `runs:`); run it with `ramba-eval run {p}`")
+    return config_from_file_data(data, p)
+
+
+def with_passkey_defaults(data: dict) -> dict:
+    """The keys a file may leave out get what `ramba-eval passkey` uses, not RunConfig's bare defaults
+    (a file without `model:` once ran the random `dummy` backend without a word)."""
+    from ramba.evals import defaults
+    out = dict(data)
+    out.setdefault("model", defaults.default_model())
+    out.setdefault("lengths", defaults.DEFAULT_LENGTHS)
+    out.setdefault("depths", defaults.DEFAULT_DEPTHS)
+    out.setdefault("samples", defaults.DEFAULT_SAMPLES)
+    return out
+
+
+def config_from_file_data(data: dict, path: Path) -> RunConfig:
+    """A run config read from `path`. The `config.yaml` inside a results folder has no `out`: it resumes the
+    folder it sits in, wherever that folder was moved or copied to."""
+    data = with_passkey_defaults(data)
+    if "out" not in data and (path.parent / "meta.json").is_file():
+        data["out"] = str(path.parent)
+    return RunConfig.from_dict(data)
+
+
+def read_config_file(p: Path) -> dict:
+    """Parse a .yaml/.yml/.toml file into a mapping (one-line errors)."""
     if not p.is_file():
         raise BadInputError(f"run config {str(p)!r} does not exist; pass a .yaml or .toml file")
     text = p.read_text()
@@ -114,4 +160,4 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise BadInputError(f"cannot parse run config {str(p)!r}: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise BadInputError(f"run config {str(p)!r} must be a mapping of keys to values")
-    return RunConfig.from_dict(data)
+    return data

@@ -72,6 +72,13 @@ def reset_peak_gpu(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so a timer read next measures it (no-op on CPU)."""
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize(device)
+
+
 def peak_gpu_bytes(device: str) -> int:
     if device.startswith("cuda"):
         import torch

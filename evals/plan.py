@@ -11,11 +11,23 @@ from pathlib import Path
 
 from ramba.evals.backends import parse_model_spec
 from ramba.evals.config import RunConfig
+from ramba.evals.identity import resolve_path
 from ramba.evals.defaults import TINY_HF_CONFIG, TINY_HF_WEIGHT_BYTES, tiny_hf_dir
 from ramba.evals.lengths import format_length
 
 RECORD_BYTES = 1200        # one JSONL row (measured ~0.8-1.1 KB with short answers), two rows per sample
+REPORT_BYTES = 1 << 20     # report.html + report.md + plots/*.png (measured ~0.4 MB)
 PROMPT_BYTES_PER_TOKEN = 4  # prompts are cached as int32 .npy
+MEMORY_MAX_TOKENS = 1 << 16  # == ramba.tasks.cache.MEMORY_MAX_TOKENS: shorter prompts live in memory, never on disk
+
+
+def disk_needs(cfg: RunConfig) -> tuple[int, int]:
+    """(bytes in the results folder, bytes of prompt cache) at most: records + report, and every prompt longer
+    than MEMORY_MAX_TOKENS cached as int32 (less when some are already cached)."""
+    cells = len(cfg.depths) * cfg.samples
+    n = len(cfg.lengths) * cells
+    cached = sum(L for L in cfg.lengths if L > MEMORY_MAX_TOKENS) * cells
+    return 2 * n * RECORD_BYTES + REPORT_BYTES, cached * PROMPT_BYTES_PER_TOKEN
 
 
 @dataclass
@@ -85,12 +97,13 @@ def _ramba_preset(name: str) -> dict | None:
 
 def estimate(cfg: RunConfig) -> Plan:
     backend, model_id = parse_model_spec(cfg.model)
+    if model_id and backend in ("hf", "ramba"):
+        model_id = resolve_path(model_id)
     cells = len(cfg.depths) * cfg.samples
     n = len(cfg.lengths) * cells
     tokens = sum(cfg.lengths) * cells
     max_len = max(cfg.lengths)
-    plan = Plan(samples=n, prompt_tokens=tokens, max_length=max_len,
-                disk_bytes=tokens * PROMPT_BYTES_PER_TOKEN + 2 * n * RECORD_BYTES,
+    plan = Plan(samples=n, prompt_tokens=tokens, max_length=max_len, disk_bytes=sum(disk_needs(cfg)),
                 weights_bytes=None, state_bytes_at_max=None)
     bytes_per = 4 if cfg.device == "cpu" else 2  # hf: fp32 on CPU, the checkpoint's (usually 16-bit) dtype on GPU
     if backend == "dummy":
@@ -122,7 +135,8 @@ def estimate(cfg: RunConfig) -> Plan:
     else:
         plan.notes.append(f"model {model_id!r} is not a local folder; memory is measured per sample when run")
     seg = f"{cfg.segment} tokens" if cfg.segment else "the backend's segment size"
-    plan.notes.append(f"prompts are fed {seg} per call; disk counts every prompt cached as int32")
+    plan.notes.append(f"prompts are fed {seg} per call; disk counts records, the report, and every prompt over "
+                      f"{MEMORY_MAX_TOKENS // 1024}K tokens cached as int32")
     return plan
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ramba.atomic import atomic_write_text
 from ramba.errors import BadInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2           # 2: warmup_s; readers accept 1 (no warm-up recorded)
 RECORDS_FILE = "records.jsonl"
 META_FILE = "meta.json"
 CONVENTIONS = ("generated", "teacher_forced")  # the spelling ramba.tasks.metrics uses
@@ -48,6 +48,7 @@ class SampleRecord:
     peak_gpu_bytes: int        # 0 on CPU
     peak_host_bytes: int       # peak RSS of the process during this sample
     state_bytes: int           # backend state/cache after the prefill
+    warmup_s: float = 0.0      # untimed warm-up (compile, first allocations) run just before this sample; 0 = none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"), ensure_ascii=False)

@@ -39,3 +39,26 @@ def one_pass(backend, first_logits, answer_ids) -> OnePass:
             logits = backend.step(pred if mismatch is not None else int(truth))
     tf = generated if mismatch is None else generated[: mismatch + 1]
     return OnePass(tuple(generated), tuple(tf), mismatch)
+
+
+def decode_safely(tokenizer, ids) -> tuple[str, int]:
+    """(text, number of ids outside the tokenizer's vocabulary). A model whose vocabulary is larger than the
+    tokenizer's (a 50K-id preset read with the 256-id byte tokenizer) can predict ids that decode to nothing:
+    each such id is shown as `<id N?>` and the caller scores the prediction wrong, instead of aborting the run."""
+    vocab = int(tokenizer.vocab_size)
+    parts: list[str] = []
+    run: list[int] = []
+    bad = 0
+    for i in ids:
+        i = int(i)
+        if 0 <= i < vocab:
+            run.append(i)
+            continue
+        if run:
+            parts.append(tokenizer.decode(run))
+            run = []
+        parts.append(f"<id {i}?>")
+        bad += 1
+    if run:
+        parts.append(tokenizer.decode(run))
+    return "".join(parts), bad

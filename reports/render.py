@@ -10,10 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from ramba.evals.lengths import format_length
+from ramba.evals.checks import check_writable
+from ramba.evals.lock import effective_status
 from ramba.atomic import atomic_write_text
 from ramba.reports import plots
 from ramba.reports.load import load_results
 from ramba.reports.stats import accuracy_table, compare, efficiency_table
+
+_STATUS_NOTE = {
+    "interrupted": " (the run stopped before finishing: Ctrl-C, kill or crash; rerun the same command to resume)",
+    "running": " (a run is writing to this folder now)",
+    "failed": "",
+}
 
 
 @dataclass
@@ -26,6 +34,17 @@ class Block:
 
 def _mib(x) -> str:
     return f"{x / (1 << 20):,.1f}"
+
+
+def shown_text(text: str, ids, tokenizer: str | None) -> str:
+    """A prediction as a reader should see it: quoted, control characters and undecodable bytes escaped
+    (`\\xe4`, `\\n`) instead of U+FFFD replacement characters. Byte-tokenizer predictions are re-decoded from
+    their ids, so a cut multi-byte character shows its bytes."""
+    if tokenizer == "byte" and isinstance(ids, list) and ids and all(isinstance(i, int) and 0 <= i < 256 for i in ids):
+        text = bytes(ids).decode("utf-8", errors="backslashreplace")
+    out = "".join(c if c.isprintable() and c != "\ufffd" else c.encode("unicode_escape").decode("ascii")
+                  for c in str(text))
+    return f"'{out}'"
 
 
 def _acc_rows(acc: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -45,12 +64,14 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
     planned = len(cfg.get("lengths", [])) * len(cfg.get("depths", [])) * cfg.get("samples", 0)
     done = df["sample_id"].nunique()
     title = f"{cfg.get('task', '?')} · {be.get('name', '?')}"
+    status = effective_status(results_dir, meta)
+    failed = f" ({meta['error']})" if status == "failed" and meta.get("error") else ""
     blocks = [
         Block("h1", f"ramba-eval report: {meta.get('run_id', results_dir.name)}"),
         Block("p", f"Task **{cfg.get('task')}**, model `{cfg.get('model')}` (backend {be.get('name')}, tokenizer "
                    f"{be.get('tokenizer')}), device {meta.get('env', {}).get('device')}, seed {cfg.get('seed')}. "
-                   f"Status **{meta.get('status')}**: {done} of {planned} samples. git {meta.get('git_sha')}, "
-                   f"updated {meta.get('updated_at')}."),
+                   f"Status **{status}**{_STATUS_NOTE.get(status, '')}{failed}: {done} of {planned} samples. "
+                   f"git {meta.get('git_sha')}, updated {meta.get('updated_at')}."),
         Block("p", "Conventions: *generated* = greedy output scored by the task; *teacher_forced* = the argmax "
                    "matches the answer at every answer position with the answer fed in. Both come from one "
                    "prefill per sample. Intervals are 95% Wilson score intervals."),
@@ -70,10 +91,12 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
         "length": [format_length(int(v)) for v in eff["length"]], "samples": eff["samples"],
         "prefill tok/s (median)": [f"{v:,.0f}" for v in eff["prefill_tok_s"]],
         "latency s (median)": [f"{v:.3f}" for v in eff["latency_s"]],
-        "peak host MiB": [_mib(v) for v in eff["peak_host_bytes"]],
-        "peak GPU MiB": [_mib(v) for v in eff["peak_gpu_bytes"]],
-        "state MiB": [_mib(v) for v in eff["state_bytes"]]})
-    blocks += [Block("h2", "Throughput and memory"), Block("table", table=eff_rows),
+        "peak host MiB": [_mib(v) for v in eff["peak_host_bytes"]]})
+    if (eff["peak_gpu_bytes"] > 0).any():  # a CPU run has no GPU memory to show (not "0.0")
+        eff_rows["peak GPU MiB"] = [_mib(v) for v in eff["peak_gpu_bytes"]]
+    eff_rows["state MiB"] = [_mib(v) for v in eff["state_bytes"]]
+    blocks += [Block("h2", "Throughput and memory"), Block("p", _timing_note(df, meta)),
+               Block("table", table=eff_rows),
                Block("img", "prefill throughput vs length", path=plots.throughput_vs_length(
                    eff, plot_dir / "throughput_vs_length.png", title)),
                Block("img", "peak memory vs length", path=plots.memory_vs_length(
@@ -84,8 +107,9 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
         blocks += [Block("h2", "Wrong answers (generated, first 10)"),
                    Block("table", table=pd.DataFrame({
                        "length": [format_length(int(v)) for v in ex["length"]], "depth": ex["depth"],
-                       "index": ex["index"], "answer": [repr(a) for a in ex["answer"]],
-                       "prediction": [repr(p) for p in ex["prediction"]]}))]
+                       "index": ex["index"], "answer": [shown_text(a, None, None) for a in ex["answer"]],
+                       "prediction": [shown_text(p, i, be.get("tokenizer")) for p, i in
+                                      zip(ex["prediction"], ex["prediction_ids"])]}))]
     regressions = 0
     if baseline is not None:
         bmeta, bdf = load_results(baseline)
@@ -101,14 +125,27 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
                         zip(cmp["acc"], cmp["lo"], cmp["hi"], cmp["n"])],
                 "baseline": [f"{a:.1%} [{lo:.1%}, {hi:.1%}] n={n}" for a, lo, hi, n in
                              zip(cmp["acc_base"], cmp["lo_base"], cmp["hi_base"], cmp["n_base"])],
+                "change, points (95% interval)": [f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                                                  for d, lo, hi in zip(cmp["d"], cmp["d_lo"], cmp["d_hi"])],
                 "flag": [f.upper() if f else "ok" for f in cmp["flag"]]})
             flagged = int((cmp["flag"] != "").sum())
-            blocks += [Block("p", f"{flagged} cell(s) whose 95% CIs do not overlap the baseline's "
-                                  f"({regressions} regression(s)). Overlapping CIs are not flagged."),
+            blocks += [Block("p", f"{flagged} cell(s) changed beyond the noise band ({regressions} regression(s)): "
+                                  "the 95% Newcomb interval of now - baseline excludes 0. Other cells are within "
+                                  "the sampling noise of the two runs."),
                        Block("table", table=rows),
                        Block("img", "accuracy now vs baseline", path=plots.regression_plot(
                            cmp, plot_dir / "regression_vs_baseline.png", title))]
     return blocks, regressions
+
+
+def _timing_note(df: pd.DataFrame, meta: dict) -> str:
+    warm = df.drop_duplicates("sample_id")["warmup_s"].fillna(0) if "warmup_s" in df else pd.Series(dtype=float)
+    if not len(warm) or warm.sum() <= 0:
+        return ("Throughput is prompt tokens over prefill wall time; latency adds the answer positions. This run "
+                "recorded no warm-up, so its first sample may include one-time compilation.")
+    return (f"Throughput is prompt tokens over prefill wall time; latency adds the answer positions. Both exclude "
+            f"the untimed warm-up run before the first sample{' of each length' if 'cuda' in str(meta.get('env', {}).get('device')) else ''} "
+            f"({warm.sum():.2f} s in all: compilation, autotuning, first allocations).")
 
 
 def _md_table(t: pd.DataFrame) -> str:
@@ -174,9 +211,12 @@ def write_report(results_dir: str | Path, baseline: str | Path | None = None,
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir else results_dir
     # Validate both folders before creating anything.
-    load_results(results_dir)
+    meta, df = load_results(results_dir)
     if baseline is not None:
-        load_results(baseline)
+        from ramba.reports.compare import RunData, check_pair
+        bmeta, bdf = load_results(baseline)
+        check_pair(RunData(Path(baseline), bmeta, bdf), RunData(results_dir, meta, df))
+    check_writable(out, "report folder", "pass --out a writable folder")
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     blocks, regressions = build_blocks(results_dir, plot_dir, Path(baseline) if baseline else None)

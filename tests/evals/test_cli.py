@@ -78,10 +78,11 @@ def test_run_config_then_report_with_baseline(tmp_path, capsys):
     code, out, err = _cli(["passkey", "--model", "dummy", "--length", "1K,2K", "--depths", "2", "--samples", "2",
                            "--out", str(base), "--no-progress"], capsys)
     assert code in (0, None), err
-    # dummy (0%) against the oracle (100%): n=4 per cell, Wilson CIs [0, 49%] vs [51%, 100%] do not overlap
+    # dummy (0%) against the oracle (100%): n=4 per cell, the 95% Newcomb interval of the difference is
+    # [-100, -30.7] points, below 0: a regression in all 4 cells, and exit 1 so CI can fail on it
     code, out, err = _cli(["report", str(base), "--baseline", str(tmp_path / "now")], capsys)
-    assert code in (0, None), err
-    assert "regressions: 4 cell(s)" in out
+    assert code == 1, err
+    assert "regressions: 4 cell(s)" in err and "report.html" in out
     assert (base / "plots" / "regression_vs_baseline.png").exists()
 
 

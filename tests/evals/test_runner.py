@@ -43,7 +43,7 @@ def test_oracle_scores_100_percent_and_report(tmp_path):
     assert all(r["achieved_length"] == r["length"] for r in rows)  # exact-length prompts, fed in 700-token segments
     meta = read_meta(out)
     assert meta["status"] == "complete" and meta["config_hash"] == cfg.config_hash()
-    assert meta["schema_version"] == 1 and meta["packages"]["torch"]
+    assert meta["schema_version"] == 2 and meta["packages"]["torch"]
 
     from ramba.reports.render import write_report
     paths = write_report(out)

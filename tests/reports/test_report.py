@@ -1,15 +1,13 @@
 """Reports from fixture records: Wilson intervals, tables, plots, self-contained HTML, baseline flags."""
-import json
-import random
-
 import pytest
 from scipy.stats import binomtest
 
 from ramba.errors import BadInputError
-from ramba.evals.records import SCHEMA_VERSION, SampleRecord, append_records, write_meta
 from ramba.reports.load import load_results
 from ramba.reports.render import write_report
 from ramba.reports.stats import accuracy_table, compare, wilson
+
+from .fixtures import make_run
 
 
 @pytest.mark.parametrize("k,n", [(0, 5), (5, 5), (3, 10), (17, 40), (1, 1)])
@@ -17,30 +15,6 @@ def test_wilson_matches_scipy(k, n):
     ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     lo, hi = wilson(k, n)
     assert abs(lo - ref.low) < 1e-9 and abs(hi - ref.high) < 1e-9  # same closed form, float rounding only
-
-
-def make_run(path, p_correct: dict, n=6, seed=0):
-    """A fake results folder: accuracy p_correct[length] per cell, random timings and memory."""
-    rng = random.Random(seed)
-    lengths, depths = sorted(p_correct), [0.0, 0.5, 1.0]
-    path.mkdir(parents=True)
-    write_meta(path, {"run_id": path.name, "config_hash": "x", "status": "complete",
-                      "config": {"task": "passkey", "model": "fixture", "lengths": lengths, "depths": depths,
-                                 "samples": n, "seed": seed}, "backend": {"name": "fixture"}})
-    for L in lengths:
-        for d in depths:
-            for i in range(n):
-                t = rng.uniform(0.01, 0.5)
-                common = dict(schema_version=SCHEMA_VERSION, sample_id=f"passkey-L{L}-d{d}-i{i}", task="passkey",
-                              length=L, achieved_length=L, depth=d, seed=seed, index=i, backend="fixture",
-                              model="fixture", answer=" 12345", answer_ids=[1, 2], needle_token_pos=3, prompt_s=0.01,
-                              latency_s=t * 1.1, prefill_s=t, prefill_tok_s=L / t, peak_gpu_bytes=0,
-                              peak_host_bytes=rng.randint(1 << 27, 1 << 29), state_bytes=L * 512)
-                ok = rng.random() < p_correct[L]
-                append_records(path / "records.jsonl", [
-                    SampleRecord(convention=c, correct=ok, score=float(ok), prediction="x", prediction_ids=[1],
-                                 **common) for c in ("generated", "teacher_forced")])
-    return path
 
 
 def test_report_files(tmp_path):

@@ -1,0 +1,75 @@
+"""Fault injection, to prove that a regression gate fails when a backend gets worse.
+
+`RAMBA_EVAL_FAULT=corrupt_logits:P` wraps whatever backend a run loads: for a fraction P of the samples (picked
+by a hash of the prompt's first segment, so the same samples on every run and resume) the logits are rolled by one
+id, so their argmax is always wrong. The run's meta.json records the fault and reports show it; a folder run with
+one fault setting is never resumed with another.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from ramba.errors import BadInputError
+
+ENV_VAR = "RAMBA_EVAL_FAULT"
+
+
+def active() -> str | None:
+    spec = os.environ.get(ENV_VAR, "").strip()
+    if not spec:
+        return None
+    parse(spec)
+    return spec
+
+
+def parse(spec: str) -> float:
+    kind, _, p = spec.partition(":")
+    try:
+        prob = float(p)
+    except ValueError:
+        prob = -1.0
+    if kind != "corrupt_logits" or not 0.0 <= prob <= 1.0:
+        raise BadInputError(f"{ENV_VAR}={spec!r} is not a fault; write corrupt_logits:P with P in [0, 1], or unset it")
+    return prob
+
+
+class CorruptLogits:
+    """Delegates to `inner`; on the picked samples every logits vector it returns is rolled by one id."""
+
+    def __init__(self, inner, prob: float):
+        self._inner, self._prob = inner, prob
+        self._bad = False
+        self._fresh = True
+
+    def __getattr__(self, name):  # name, model_id, tokenizer, device, segment, model, meta...
+        return getattr(self._inner, name)
+
+    def reset(self) -> None:
+        self._inner.reset()
+        self._fresh = True
+
+    def _out(self, logits):
+        return logits.roll(1) if self._bad else logits
+
+    def consume(self, ids):
+        if self._fresh:  # the first segment after reset() identifies the sample
+            head = np.ascontiguousarray(ids, dtype=np.int64).tobytes()
+            u = int.from_bytes(hashlib.blake2b(head, digest_size=8).digest(), "little") / 2**64
+            self._bad, self._fresh = u < self._prob, False
+        return self._out(self._inner.consume(ids))
+
+    def step(self, token: int):
+        return self._out(self._inner.step(token))
+
+    def state_bytes(self) -> int:
+        return self._inner.state_bytes()
+
+    def loglikelihood(self, context, continuation):
+        return self._inner.loglikelihood(context, continuation)
+
+
+def wrap(backend, spec: str | None):
+    return backend if not spec else CorruptLogits(backend, parse(spec))
