@@ -19,7 +19,8 @@ from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices, select_c
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.mamba2 import Mamba2Mixer
 from ramba.ops import get_ops, resolve_backend
-from ramba.state import DeviceChunkMemory, RambaState
+from ramba.offload import make_chunk_memory
+from ramba.state import RambaState
 
 ENC_BLOCK_TOKENS = 1 << 16   # tokens per chunk-encoder call: bounds activation memory on long prefills
 
@@ -134,8 +135,11 @@ class RambaModel(nn.Module):
         return (int(prompt_length) - cfg.reset_tail) % cfg.mamba_segment
 
     def allocate_state(self, batch_size: int = 1, device=None, dtype=None,
-                       prompt_length: int | None = None) -> RambaState:
-        """A fresh state. prompt_length (when known) anchors the reset grid to the prompt's end."""
+                       prompt_length: int | None = None, memory: str = "gpu", memory_dtype=None,
+                       **memory_options) -> RambaState:
+        """A fresh state. prompt_length (when known) anchors the reset grid to the prompt's end and presizes
+        the chunk memory. memory: "gpu" (the compute device), "host" or "disk" (ramba/offload.py, which
+        takes memory_options); memory_dtype: the chunk memory's dtype (default: the state's)."""
         cfg = self.cfg
         p = self.embed.weight
         device = p.device if device is None else torch.device(device)
@@ -143,8 +147,8 @@ class RambaModel(nn.Module):
         layers = [blk.mixer.allocate_state(batch_size, device, dtype) for blk in self.blocks]
         state = RambaState(batch_size=batch_size, layers=layers, reset_phase=self.reset_phase_for(prompt_length))
         if cfg.has_hsa:
-            state.memory = DeviceChunkMemory(batch_size, cfg.hsa_kv_heads, cfg.hsa_head_dim,
-                                             cfg.retrieval_dim // cfg.hsa_kv_heads, cfg.chunk_size, device, dtype)
+            state.memory = make_chunk_memory(memory, batch_size, cfg, device, memory_dtype or dtype,
+                                             capacity_tokens=prompt_length, **memory_options)
             state.chunk_buffer = torch.zeros(batch_size, cfg.chunk_size, cfg.d_model, device=device, dtype=dtype)
         return state
 
@@ -262,35 +266,50 @@ class RambaModel(nn.Module):
         aux: dict = {}
         use_hsa = cfg.has_hsa and hsa_enabled
         if use_hsa:
-            if state is None:
+            memory = None if state is None else state.memory
+            if memory is None:
                 lmk, mem_k, mem_v = self._encode(x[:, :(T // S) * S])
+                lmk_dtype = lmk.dtype
             else:
                 self._update_memory(x, state)
-                lmk = state.memory.landmarks()
-                mem_k, mem_v = state.memory.keys_values()
-            r = self.retrieval.queries(x[:, start:]).to(lmk.dtype)             # [B, T', Hkv, dr]
+                lmk_dtype = memory.dtype
+            r = self.retrieval.queries(x[:, start:]).to(lmk_dtype)             # [B, T', Hkv, dr]
             one = (T - start) == 1
             if forced_indices is not None:
+                lmk = lmk if memory is None else memory.landmarks()
                 indices, scores = scores_for_indices(r, lmk, forced_indices[:, start:], S, pos0 + start)
             elif self.training and cfg.select_noise > 0:
+                lmk = lmk if memory is None else memory.landmarks()
                 indices = select_chunks_noisy(r, lmk, cfg.topk, S, pos0 + start, cfg.select_noise)
                 scores = rescore(r, lmk, indices)
             else:
                 select = ops.select_chunks_decode if one else ops.select_chunks
-                indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
-                if torch.is_grad_enabled() and (r.requires_grad or lmk.requires_grad):
-                    scores = rescore(r, lmk, indices)      # gradient path independent of the select op
+                if memory is None:
+                    indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
+                else:
+                    indices, scores = memory.select(select, r, cfg.topk, S, pos0 + start)
+                if torch.is_grad_enabled() and (r.requires_grad or (memory is None and lmk.requires_grad)):
+                    scores = rescore(r, lmk if memory is None else memory.landmarks(), indices)
             scores = self.retrieval.biased(scores)
             weights = ops.chunk_weights(scores, cfg.fusion)                    # [B, T', Hkv, K] fp32
             attend = ops.hsa_attend_decode if one else ops.hsa_attend
-            aux.update(indices=indices, weights=weights, scores=scores, landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
+            aux.update(indices=indices, weights=weights, scores=scores)
+            hsa_indices = indices
+            if memory is not None and memory.resident:
+                mem_k, mem_v = memory.keys_values()
+            elif memory is not None:
+                # offloaded: the selected chunks only, once per call, shared by every HSA layer; the slots
+                # then index the gathered set (same results: hsa_attend is per slot)
+                mem_k, mem_v, hsa_indices = memory.gather(indices)
+            if memory is None:
+                aux.update(landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
         x = x[:, start:]
         pos_up = pos0 + start
         j = cfg.n_lower
         per = cfg.upper_per_hsa
         for g in range(cfg.n_hsa if cfg.has_hsa else 1):
             if use_hsa:
-                x = self.hsa[g](x, mem_k, mem_v, indices, weights, attend)
+                x = self.hsa[g](x, mem_k, mem_v, hsa_indices, weights, attend)
             for blk in self.upper[g * per:(g + 1) * per]:
                 x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
                 j += 1
