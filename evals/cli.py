@@ -17,6 +17,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 _LENGTH_HELP = "prompt lengths in tokens: 4096, 4K, 64K, 1M, 64M; lists 4K,16K,64K; doubling ranges 4K..1M"
 _DEPTH_HELP = "needle depths in [0,1]: a list 0,0.25,0.5 or a count N (N evenly spaced points, e.g. 5)"
+_MEMORY_HELP = ("where RAMba's chunk memory lives: gpu (the compute device), host (pinned RAM), disk (a file + "
+                "RAM cache), auto (decides from the length, the model and each tier's free memory)")
+_DTYPE_HELP = "model compute dtype on the ramba/hf backends: float32 | bfloat16 | float16 [default: the checkpoint's]"
+_MEMORY_DTYPE_HELP = "chunk memory dtype (bfloat16 halves it) [default: --dtype]"
+
+
+def _memory_options(dtype, memory, memory_dtype, memory_dir=None, keep_memory=None) -> dict:
+    """The issue-10 options that were given on the command line (RunConfig fields)."""
+    d = dict(dtype=dtype, memory=memory, memory_dtype=memory_dtype, memory_dir=memory_dir, keep_memory=keep_memory)
+    return {k: v for k, v in d.items() if v is not None}
 
 
 def _echo_err(msg: str) -> None:
@@ -60,6 +70,12 @@ def passkey(
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML/Markdown report at the end"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow an hf model folder's own code"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP),
+    memory: Optional[str] = typer.Option(None, "--memory", help=_MEMORY_HELP + " [default: auto]"),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP),
+    memory_dir: Optional[str] = typer.Option(None, "--memory-dir", help="folder of the disk placement's file "
+                                                                       "[default: <out>/memory]"),
+    keep_memory: bool = typer.Option(False, "--keep-memory", help="keep the disk placement's file at the end"),
 ):
     """Passkey retrieval over a length x depth grid (the main job; runs on CPU with no options)."""
     from ramba.evals import defaults
@@ -68,7 +84,8 @@ def passkey(
                     depths=depths if depths is not None else defaults.DEFAULT_DEPTHS,
                     samples=samples if samples is not None else defaults.DEFAULT_SAMPLES, seed=seed,
                     model=model or defaults.default_model(), tokenizer=tokenizer, device=device, segment=segment,
-                    trust_remote_code=trust_remote_code, out=out, report=report)
+                    trust_remote_code=trust_remote_code, out=out, report=report,
+                    **_memory_options(dtype, memory, memory_dtype, memory_dir, keep_memory or None))
     _finish(cfg, dry_run, progress)
 
 
@@ -78,12 +95,17 @@ def run_cmd(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder (overrides the file's `out`)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and exit"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP + " (overrides the file)"),
+    memory: Optional[str] = typer.Option(None, "--memory", help=_MEMORY_HELP + " (overrides the file)"),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP + " (overrides the file)"),
 ):
     """Run the evaluation a YAML/TOML run config describes (resumes when its folder already holds it)."""
     from ramba.evals.config import load_run_config
     cfg = load_run_config(config)
     if out:
         cfg = cfg.replace(out=out)
+    if _memory_options(dtype, memory, memory_dtype):
+        cfg = cfg.replace(**_memory_options(dtype, memory, memory_dtype))
     _finish(cfg, dry_run, progress)
 
 

@@ -82,7 +82,10 @@ def prepare(cfg: RunConfig) -> Prepared:
         defaults.ensure_tiny_hf_model()  # the embedded default: built once, then cached
     device = resolve_device(cfg.device)
     backend = load_backend(backend_name, model_id, device=device, tokenizer=tokenizer,
-                           trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+                           trust_remote_code=cfg.trust_remote_code, seed=cfg.seed, **cfg.backend_options())
+    if callable(getattr(backend, "check_fits", None)):   # memory budget: fail before anything is written
+        import sys
+        print(backend.check_fits(max(cfg.lengths)), file=sys.stderr)
     # Fail now, before writing, if the template cannot fit the smallest length (the task raises DoesNotFitError).
     first = next(iter(task.generate([min(cfg.lengths)], [cfg.depths[0]], 1, cfg.seed, backend.tokenizer)), None)
     if first is None:
@@ -174,8 +177,15 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...]) -> list[SampleRe
 def execute(p: Prepared, progress: bool = True, console=None) -> Path:
     out = p.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):  # one writer per folder; the lock goes with the file
-        _execute_locked(p, progress, console)
+    try:
+        with _lock(out):  # one writer per folder; the lock goes with the file
+            _execute_locked(p, progress, console)
+    finally:
+        if callable(getattr(p.backend, "close", None)):   # frees the chunk memory (and its disk folder)
+            p.backend.close()
+        mem_dir = out / "memory"
+        if mem_dir.is_dir() and not any(mem_dir.iterdir()):
+            mem_dir.rmdir()
     return out
 
 

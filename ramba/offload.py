@@ -24,16 +24,16 @@ from pathlib import Path
 
 import torch
 
+# CACHE_BYTES: the disk tier's host-RAM cache of hot chunks; HEADROOM_CHUNKS: presized memories leave room
+# for ~1K decoded tokens past the prompt before growing
+from ramba.budget import CACHE_BYTES, HEADROOM_CHUNKS, PLACEMENTS
 from ramba.errors import BadInputError
 from ramba.kernels.hsa.reference import topk_newest
 from ramba.state import ChunkMemory, DeviceChunkMemory, GrowableBuffer
 
-PLACEMENTS = ("gpu", "host", "disk")
 BLOCK_BYTES = 256 << 20        # host block size cap: pinned allocation costs ~0.6 s/GiB, so grow in steps
 FIRST_BLOCK_BYTES = 1 << 20    # first block; later ones double up to BLOCK_BYTES (small runs stay small)
-CACHE_BYTES = 1 << 30          # disk tier: host-RAM cache of hot chunks
 LANDMARK_BLOCK_CHUNKS = 1 << 16  # streamed landmarks: chunks scored per device transfer
-HEADROOM_CHUNKS = 16           # presized memories: room for 1K decoded tokens past the prompt before growing
 
 
 def _pin_default() -> bool:
