@@ -126,6 +126,27 @@ def report(
 
 
 @app.command()
+def bench(
+    model: str = typer.Option("ramba:checkpoints/ramba-tiny", "--model", "-m", help="ramba:PATH_OR_PRESET"),
+    length: str = typer.Option("4K,16K", "--length", "--lengths", "-l", help=_LENGTH_HELP),
+    memory: str = typer.Option("gpu,host,disk", "--memory", help="placements to measure, comma-separated "
+                                                                  "(gpu, host, disk, auto)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP),
+    segment: Optional[int] = typer.Option(None, "--segment", help="prompt tokens per prefill call [default: 65536]"),
+    decode: int = typer.Option(32, "--decode", help="greedy decode steps timed after each prefill"),
+    memory_dir: Optional[str] = typer.Option(None, "--memory-dir", help="disk placement folder [default: OUT/memory]"),
+    out: str = typer.Option("results/bench", "--out", "-o", help="folder of bench.jsonl, meta.json, bench.md/png"),
+):
+    """Prefill tokens/s, decode ms/token, peak GPU/host memory vs length per memory placement, with a breakdown."""
+    from ramba.evals.bench import run_bench
+    path = run_bench(model, length, memory, out, device=device, dtype=dtype, memory_dtype=memory_dtype,
+                     segment=segment, decode_tokens=decode, memory_dir=memory_dir, echo=typer.echo)
+    typer.echo(f"bench: {path / 'bench.md'}")
+
+
+@app.command()
 def tasks():
     """List the tasks."""
     from ramba.tasks import list_tasks

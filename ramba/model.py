@@ -19,6 +19,7 @@ from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices, select_c
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.mamba2 import Mamba2Mixer
 from ramba.ops import get_ops, resolve_backend
+from ramba.profile import section
 from ramba.offload import make_chunk_memory
 from ramba.state import RambaState
 
@@ -219,6 +220,12 @@ class RambaModel(nn.Module):
             return lmks[0], ks[0], vs[0]
         return torch.cat(lmks, dim=1), torch.cat(ks, dim=1), torch.cat(vs, dim=1)
 
+    def _append(self, state: RambaState, h: torch.Tensor) -> None:
+        with section("encoder"):
+            enc = self._encode(h)
+        with section("transfers"):          # offloaded tiers: the (async) write-out
+            state.memory.append(*enc)
+
     def _update_memory(self, h: torch.Tensor, state: RambaState) -> None:
         """Append every chunk completed by h [B, T, d] to the memory; keep the rest in the chunk buffer."""
         S = self.cfg.chunk_size
@@ -230,12 +237,12 @@ class RambaModel(nn.Module):
             n_buf += take
             i = take
             if n_buf == S:
-                state.memory.append(*self._encode(buf.to(h.dtype)))
+                self._append(state, buf.to(h.dtype))
                 n_buf = 0
         n_full = (T - i) // S
         step = max(1, ENC_BLOCK_TOKENS // S) * S
         for c0 in range(i, i + n_full * S, step):
-            state.memory.append(*self._encode(h[:, c0:min(c0 + step, i + n_full * S)]))
+            self._append(state, h[:, c0:min(c0 + step, i + n_full * S)])
         i += n_full * S
         if i < T:
             buf[:, n_buf:n_buf + T - i] = h[:, i:]
@@ -254,9 +261,11 @@ class RambaModel(nn.Module):
         # Mamba mixers see positions shifted so that the resets (at p % segment == reset_phase) fall on
         # multiples of the segment; attention mixers keep true positions (RoPE).
         shift = (segment - reset_phase % segment) % segment if (segment and cfg.uses_mamba) else 0
+        mixer = "mamba2" if cfg.uses_mamba else "attention"
         x = self.embed(ids)                                                    # [B, T, d]
         for j, blk in enumerate(self.lower):
-            x = blk(x, self._layer_state(state, j), pos0 + shift, segment)
+            with section(mixer):
+                x = blk(x, self._layer_state(state, j), pos0 + shift, segment)
         # With resets, upper-stack outputs before the last boundary cannot reach later tokens (chunk memory
         # comes from the lower stack): skip them when only the last logits are wanted.
         start = 0
@@ -284,10 +293,11 @@ class RambaModel(nn.Module):
                 scores = rescore(r, lmk, indices)
             else:
                 select = ops.select_chunks_decode if one else ops.select_chunks
-                if memory is None:
-                    indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
-                else:
-                    indices, scores = memory.select(select, r, cfg.topk, S, pos0 + start)
+                with section("selection"):
+                    if memory is None:
+                        indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
+                    else:
+                        indices, scores = memory.select(select, r, cfg.topk, S, pos0 + start)
                 if torch.is_grad_enabled() and (r.requires_grad or (memory is None and lmk.requires_grad)):
                     scores = rescore(r, lmk if memory is None else memory.landmarks(), indices)
             scores = self.retrieval.biased(scores)
@@ -300,7 +310,8 @@ class RambaModel(nn.Module):
             elif memory is not None:
                 # offloaded: the selected chunks only, once per call, shared by every HSA layer; the slots
                 # then index the gathered set (same results: hsa_attend is per slot)
-                mem_k, mem_v, hsa_indices = memory.gather(indices)
+                with section("transfers"):
+                    mem_k, mem_v, hsa_indices = memory.gather(indices)
             if memory is None:
                 aux.update(landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
         x = x[:, start:]
@@ -309,9 +320,11 @@ class RambaModel(nn.Module):
         per = cfg.upper_per_hsa
         for g in range(cfg.n_hsa if cfg.has_hsa else 1):
             if use_hsa:
-                x = self.hsa[g](x, mem_k, mem_v, hsa_indices, weights, attend)
+                with section("hsa"):
+                    x = self.hsa[g](x, mem_k, mem_v, hsa_indices, weights, attend)
             for blk in self.upper[g * per:(g + 1) * per]:
-                x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
+                with section(mixer):
+                    x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
                 j += 1
         if state is not None:
             state.pos += T
