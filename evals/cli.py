@@ -21,6 +21,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _LENGTH_HELP = "prompt lengths in tokens: 4096, 4K, 64K, 1M, 64M; lists 4K,16K,64K; doubling ranges 4K..1M"
 _DEPTH_HELP = "needle depths in [0,1]: a list 0,0.25,0.5 or a count N (N evenly spaced points, e.g. 5)"
 EXIT_REGRESSION = 1
+_MEMORY_HELP = ("where RAMba's chunk memory lives: gpu (the compute device), host (pinned RAM), disk (a file + "
+                "RAM cache), auto (decides from the length, the model and each tier's free memory)")
+_DTYPE_HELP = "model compute dtype on the ramba/hf backends: float32 | bfloat16 | float16 [default: the checkpoint's]"
+_MEMORY_DTYPE_HELP = "chunk memory dtype (bfloat16 halves it) [default: --dtype]"
+
+
+def _memory_options(dtype, memory, memory_dtype, memory_dir=None, keep_memory=None) -> dict:
+    """The issue-10 options that were given on the command line (RunConfig fields)."""
+    d = dict(dtype=dtype, memory=memory, memory_dtype=memory_dtype, memory_dir=memory_dir, keep_memory=keep_memory)
+    return {k: v for k, v in d.items() if v is not None}
 
 
 def _echo_err(msg: str) -> None:
@@ -93,6 +103,12 @@ def passkey(
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML/Markdown report at the end"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow an hf model folder's own code"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP),
+    memory: Optional[str] = typer.Option(None, "--memory", help=_MEMORY_HELP + " [default: auto]"),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP),
+    memory_dir: Optional[str] = typer.Option(None, "--memory-dir", help="folder of the disk placement's file "
+                                                                       "[default: <out>/memory]"),
+    keep_memory: bool = typer.Option(False, "--keep-memory", help="keep the disk placement's file at the end"),
 ):
     """Passkey retrieval over a length x depth grid (the main job; runs on CPU with no options)."""
     from ramba.evals import defaults
@@ -101,7 +117,8 @@ def passkey(
                     depths=depths if depths is not None else defaults.DEFAULT_DEPTHS,
                     samples=samples if samples is not None else defaults.DEFAULT_SAMPLES, seed=seed,
                     model=model or defaults.default_model(), tokenizer=tokenizer, device=device, segment=segment,
-                    trust_remote_code=trust_remote_code, out=out, report=report)
+                    trust_remote_code=trust_remote_code, out=out, report=report,
+                    **_memory_options(dtype, memory, memory_dtype, memory_dir, keep_memory or None))
     _finish(cfg, dry_run, progress)
 
 
@@ -114,6 +131,9 @@ def run_cmd(
     only: Optional[str] = typer.Option(None, "--only", help="suites: run only these runs (comma-separated names)",
                                        show_default="every run"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="rich progress bar"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP + " (overrides the file)"),
+    memory: Optional[str] = typer.Option(None, "--memory", help=_MEMORY_HELP + " (overrides the file)"),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP + " (overrides the file)"),
 ):
     """Run the evaluation (or the suite of them) a YAML/TOML file describes; resumes a folder that holds it."""
     from pathlib import Path
@@ -122,6 +142,9 @@ def run_cmd(
     path = Path(config)
     data = read_config_file(path)
     if is_suite_data(data):
+        if _memory_options(dtype, memory, memory_dtype):
+            raise RambaEvalError("--dtype/--memory/--memory-dtype apply to single run configs; for a suite, set "
+                                 "them under its `defaults:` or per run")
         suite = suite_from_data(data, path)
         suite = suite.with_out(out) if out else suite
         if only:
@@ -133,6 +156,8 @@ def run_cmd(
     cfg = config_from_file_data(data, path)
     if out:
         cfg = cfg.replace(out=out)
+    if _memory_options(dtype, memory, memory_dtype):
+        cfg = cfg.replace(**_memory_options(dtype, memory, memory_dtype))
     _finish(cfg, dry_run, progress)
 
 
@@ -198,6 +223,27 @@ def history(
     paths = write_history(runs, out, labels=[x.strip() for x in labels.split(",")] if labels else None)
     typer.echo(f"history: {paths['html']}")
     typer.echo(f"history: {paths['md']}")
+
+
+@app.command()
+def bench(
+    model: str = typer.Option("ramba:checkpoints/ramba-tiny", "--model", "-m", help="ramba:PATH_OR_PRESET"),
+    length: str = typer.Option("4K,16K", "--length", "--lengths", "-l", help=_LENGTH_HELP),
+    memory: str = typer.Option("gpu,host,disk", "--memory", help="placements to measure, comma-separated "
+                                                                  "(gpu, host, disk, auto)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP),
+    memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP),
+    segment: Optional[int] = typer.Option(None, "--segment", help="prompt tokens per prefill call [default: 65536]"),
+    decode: int = typer.Option(32, "--decode", help="greedy decode steps timed after each prefill"),
+    memory_dir: Optional[str] = typer.Option(None, "--memory-dir", help="disk placement folder [default: OUT/memory]"),
+    out: str = typer.Option("results/bench", "--out", "-o", help="folder of bench.jsonl, meta.json, bench.md/png"),
+):
+    """Prefill tokens/s, decode ms/token, peak GPU/host memory vs length per memory placement, with a breakdown."""
+    from ramba.evals.bench import run_bench
+    path = run_bench(model, length, memory, out, device=device, dtype=dtype, memory_dtype=memory_dtype,
+                     segment=segment, decode_tokens=decode, memory_dir=memory_dir, echo=typer.echo)
+    typer.echo(f"bench: {path / 'bench.md'}")
 
 
 @app.command()

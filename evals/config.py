@@ -19,8 +19,11 @@ from ramba.evals.devices import check_device_spec
 from ramba.evals.identity import canonical_model_spec, canonical_path
 from ramba.evals.lengths import parse_depths, parse_lengths
 
-# Fields that do not change what is measured, so they stay out of the run hash.
-_NOT_HASHED = ("out", "report")
+# Fields that do not change what is measured, so they stay out of the run hash. Where the chunk memory lives
+# does not change the outputs (tested identical), so a run may resume on another placement.
+_NOT_HASHED = ("out", "report", "memory", "memory_dir", "keep_memory")
+# Fields added later enter the hash only when set, so the run ids of older configs do not change.
+_HASHED_IF_SET = {"dtype": None, "memory_dtype": None}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class RunConfig:
     trust_remote_code: bool = False
     out: str | None = None            # results folder; None = ./results/<run_id>
     report: bool = True               # write the report when the run finishes
+    # ramba backend (issue 10); other backends ignore them (hf takes dtype)
+    dtype: str | None = None          # model compute dtype: float32 | bfloat16 | float16; None = checkpoint's
+    memory: str = "auto"              # chunk memory placement: auto | gpu | host | disk
+    memory_dtype: str | None = None   # chunk memory dtype (bf16 halves it); None = dtype
+    memory_dir: str | None = None     # disk placement folder; None = <out>/memory
+    keep_memory: bool = False         # keep the disk placement's file at the end
 
     def __post_init__(self):
         # Normalise and validate once, so every constructor path (CLI, file, tests) gets the same checks.
@@ -66,6 +75,11 @@ class RunConfig:
         object.__setattr__(self, "model", canonical_model_spec(self.model.strip()))
         if self.tokenizer is not None and self.tokenizer != "byte":
             object.__setattr__(self, "tokenizer", canonical_path(self.tokenizer))
+        from ramba.budget import CHOICES, canonical_dtype
+        object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
+        object.__setattr__(self, "memory_dtype", canonical_dtype(self.memory_dtype))
+        if self.memory not in CHOICES:
+            raise BadInputError(f"memory must be one of {', '.join(CHOICES)}, got {self.memory!r}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -77,7 +91,16 @@ class RunConfig:
         d = self.to_dict()
         for k in _NOT_HASHED:
             d.pop(k)
+        for k, default in _HASHED_IF_SET.items():
+            if d[k] == default:
+                d.pop(k)
         return d
+
+    def backend_options(self) -> dict:
+        """Options threaded to the backend (the ramba backend uses all; others ignore what they do not know)."""
+        mem_dir = self.memory_dir or str(self.out_dir() / "memory")
+        return dict(dtype=self.dtype, memory=self.memory, memory_dtype=self.memory_dtype, memory_dir=mem_dir,
+                    keep_memory=self.keep_memory)
 
     def config_hash(self) -> str:
         blob = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"))

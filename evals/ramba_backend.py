@@ -2,6 +2,11 @@
 
 consume() prefills with logits="last" (with mamba_segment set, the upper stack only runs after the last reset
 boundary), in sub-segments of at most `segment` tokens so activation memory stays bounded on long prompts.
+
+Memory (issue 10): `dtype` is the model's compute dtype (default: the checkpoint's), `memory_dtype` the chunk
+memory's (default: dtype), `memory` its placement: gpu | host | disk | auto (ramba/offload.py,
+ramba/budget.py). check_fits(length) decides and fails before a run writes anything; close() frees the
+memory (the disk tier's file is already unlinked unless keep_memory).
 """
 from __future__ import annotations
 
@@ -30,13 +35,17 @@ class RambaBackend(LoglikelihoodMixin):
     name = "ramba"
 
     def __init__(self, model: str | None, device: str = "cpu", tokenizer=None, dtype: str | None = None,
-                 ops: str | None = None, segment: int = 1 << 16, **_):
+                 ops: str | None = None, segment: int = 1 << 16, memory: str = "auto",
+                 memory_dtype: str | None = None, memory_dir: str | None = None, keep_memory: bool = False,
+                 landmarks_max_bytes: int | None = None, **_):
         if not model:
             raise BadInputError("the ramba backend needs a checkpoint folder or preset: --model ramba:PATH_OR_PRESET")
         import torch
         from ramba.model import RambaModel
-        if dtype is not None and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
-            raise BadInputError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+        from ramba.budget import CHOICES, canonical_dtype
+        dtype, memory_dtype = canonical_dtype(dtype), canonical_dtype(memory_dtype)
+        if memory not in CHOICES:
+            raise BadInputError(f"unknown memory placement {memory!r}; use {', '.join(CHOICES)}")
         if int(segment) < 1:
             raise BadInputError("segment must be a positive number of tokens")
         self.model_id = str(model)
@@ -53,12 +62,64 @@ class RambaBackend(LoglikelihoodMixin):
             raise BadInputError(f"tokenizer {tokenizer.name} has {tokenizer.vocab_size} ids but the model only "
                                 f"{self.model.cfg.vocab_size}; pass the model's own --tokenizer")
         self.tokenizer = tokenizer
-        self.reset()
+        self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        self.memory_dtype = memory_dtype or self.dtype
+        self.requested_memory = memory
+        self.memory_dir, self.keep_memory = memory_dir, bool(keep_memory)
+        self.landmarks_max_bytes = landmarks_max_bytes
+        self.placement: str | None = None     # decided by check_fits (or per prompt at reset)
+        self.memory_line: str | None = None
+        self.state = None                     # allocated by reset() (or the first consume): nothing written yet
+
+    # ---------------------------------------------------------------- memory placement
+    def _choose(self, length: int):
+        from ramba import budget
+        import torch
+        item = torch.empty((), dtype=getattr(torch, self.memory_dtype)).element_size()
+        act = torch.empty((), dtype=getattr(torch, self.dtype)).element_size()
+        free = budget.free_bytes(self.device, self.memory_dir)
+        if self.state is not None and self.state.memory is not None and self.device.startswith("cuda"):
+            free["gpu"] += self.state.memory.device_nbytes()      # the current state is freed before the next
+        return budget.choose(self.model.cfg, length, self.requested_memory, free, itemsize=item,
+                             segment=self.segment, act_itemsize=act, landmarks_max_bytes=self.landmarks_max_bytes,
+                             device_is_host=not self.device.startswith("cuda"))
+
+    def check_fits(self, max_length: int) -> str:
+        """Decide the placement for prompts up to max_length (raises DoesNotFitError when none fits) and
+        return the line saying what was chosen and why."""
+        if not self.model.cfg.has_hsa:
+            self.placement, self.memory_line = "gpu", "memory: gpu (no chunk memory)"
+            return self.memory_line
+        self.placement, _, self.memory_line = self._choose(int(max_length))
+        return self.memory_line
+
+    def meta(self) -> dict:
+        return {"dtype": self.dtype, "memory_dtype": self.memory_dtype, "memory": self.placement,
+                "memory_requested": self.requested_memory, "memory_line": self.memory_line}
+
+    def close(self) -> None:
+        if self.state is not None and self.state.memory is not None:
+            self.state.memory.close()
+        self.state = None
 
     def reset(self, prompt_length: int | None = None) -> None:
         """A new empty state; with the prompt's length known, the last Mamba reset falls cfg.reset_tail tokens
         before its end whatever the length (docs/contracts.md, reset-aligned inference)."""
-        self.state = self.model.allocate_state(batch_size=1, device=self.device, prompt_length=prompt_length)
+        import torch
+        self.close()                          # the previous prompt's memory (and its file) goes first
+        placement = self.placement
+        if placement is None:                 # no check_fits: decide for this prompt (gpu before any prompt)
+            placement = self._choose(prompt_length)[0] if prompt_length and self.model.cfg.has_hsa else "gpu"
+            if self.requested_memory != "auto" and self.model.cfg.has_hsa:
+                placement = self.requested_memory
+        opts = {}
+        if placement == "disk":
+            opts = dict(memory_dir=self.memory_dir, keep_file=self.keep_memory)
+        if placement != "gpu" and self.landmarks_max_bytes is not None:
+            opts["landmarks_max_bytes"] = int(self.landmarks_max_bytes)
+        self.state = self.model.allocate_state(batch_size=1, device=self.device, prompt_length=prompt_length,
+                                               memory=placement, memory_dtype=getattr(torch, self.memory_dtype),
+                                               **opts)
 
     def consume(self, ids: np.ndarray):
         import torch
@@ -66,6 +127,8 @@ class RambaBackend(LoglikelihoodMixin):
         if ids.ndim != 1 or len(ids) == 0:
             raise BadInputError("consume() needs a non-empty 1-D array of token ids")
         logits = None
+        if self.state is None:
+            self.reset()
         for s in range(0, len(ids), self.segment):
             x = torch.as_tensor(ids[s:s + self.segment].astype(np.int64), device=self.device)[None]  # [1, T']
             logits, self.state = self.model.prefill(x, self.state, logits="last")
@@ -74,8 +137,10 @@ class RambaBackend(LoglikelihoodMixin):
     def step(self, token: int):
         import torch
         x = torch.tensor([int(token)], dtype=torch.int64, device=self.device)
+        if self.state is None:
+            self.reset()
         logits, self.state = self.model.decode(x, self.state)
         return logits[0].float()
 
     def state_bytes(self) -> int:
-        return self.state.nbytes()
+        return 0 if self.state is None else self.state.nbytes()

@@ -67,7 +67,11 @@ def prepare(cfg: RunConfig) -> Prepared:
     fingerprint = weights_fingerprint(model_id) if model_id else None
     _check_resume(pf.out_dir, fingerprint, spec)  # before loading: a refusal should not cost a model load
     backend = fault.wrap(load_backend(pf.backend, model_id, device=device, tokenizer=tokenizer,
-                                      trust_remote_code=cfg.trust_remote_code, seed=cfg.seed), spec)
+                                      trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
+                                      **cfg.backend_options()), spec)
+    if callable(getattr(backend, "check_fits", None)):   # memory budget: fail before anything is written
+        import sys
+        print(backend.check_fits(max(cfg.lengths)), file=sys.stderr)
     _check_samples(cfg, task, backend, pf)
     segment = cfg.segment or int(getattr(backend, "segment", None) or DEFAULT_SEGMENT)
     return Prepared(cfg, pf.out_dir, task, backend, device, segment, fingerprint, spec)
@@ -223,8 +227,15 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...], warmup_s: float 
 def execute(p: Prepared, progress: bool = True, console=None) -> Path:
     out = p.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    with lock.hold(out):  # one writer per folder; the lock file is removed when the run ends
-        _execute_locked(p, progress, console)
+    try:
+        with lock.hold(out):  # one writer per folder; the lock file is removed when the run ends
+            _execute_locked(p, progress, console)
+    finally:
+        if callable(getattr(p.backend, "close", None)):   # frees the chunk memory (and its disk folder)
+            p.backend.close()
+        mem_dir = out / "memory"
+        if mem_dir.is_dir() and not any(mem_dir.iterdir()):
+            mem_dir.rmdir()
     return out
 
 

@@ -19,7 +19,9 @@ from ramba.hsa import HSALayer, Retrieval, rescore, scores_for_indices, select_c
 from ramba.layers import RMSNorm, SwiGLU
 from ramba.mamba2 import Mamba2Mixer
 from ramba.ops import get_ops, resolve_backend
-from ramba.state import DeviceChunkMemory, RambaState
+from ramba.profile import section
+from ramba.offload import make_chunk_memory
+from ramba.state import RambaState
 
 ENC_BLOCK_TOKENS = 1 << 16   # tokens per chunk-encoder call: bounds activation memory on long prefills
 
@@ -134,8 +136,11 @@ class RambaModel(nn.Module):
         return (int(prompt_length) - cfg.reset_tail) % cfg.mamba_segment
 
     def allocate_state(self, batch_size: int = 1, device=None, dtype=None,
-                       prompt_length: int | None = None) -> RambaState:
-        """A fresh state. prompt_length (when known) anchors the reset grid to the prompt's end."""
+                       prompt_length: int | None = None, memory: str = "gpu", memory_dtype=None,
+                       **memory_options) -> RambaState:
+        """A fresh state. prompt_length (when known) anchors the reset grid to the prompt's end and presizes
+        the chunk memory. memory: "gpu" (the compute device), "host" or "disk" (ramba/offload.py, which
+        takes memory_options); memory_dtype: the chunk memory's dtype (default: the state's)."""
         cfg = self.cfg
         p = self.embed.weight
         device = p.device if device is None else torch.device(device)
@@ -143,8 +148,8 @@ class RambaModel(nn.Module):
         layers = [blk.mixer.allocate_state(batch_size, device, dtype) for blk in self.blocks]
         state = RambaState(batch_size=batch_size, layers=layers, reset_phase=self.reset_phase_for(prompt_length))
         if cfg.has_hsa:
-            state.memory = DeviceChunkMemory(batch_size, cfg.hsa_kv_heads, cfg.hsa_head_dim,
-                                             cfg.retrieval_dim // cfg.hsa_kv_heads, cfg.chunk_size, device, dtype)
+            state.memory = make_chunk_memory(memory, batch_size, cfg, device, memory_dtype or dtype,
+                                             capacity_tokens=prompt_length, **memory_options)
             state.chunk_buffer = torch.zeros(batch_size, cfg.chunk_size, cfg.d_model, device=device, dtype=dtype)
         return state
 
@@ -215,6 +220,12 @@ class RambaModel(nn.Module):
             return lmks[0], ks[0], vs[0]
         return torch.cat(lmks, dim=1), torch.cat(ks, dim=1), torch.cat(vs, dim=1)
 
+    def _append(self, state: RambaState, h: torch.Tensor) -> None:
+        with section("encoder"):
+            enc = self._encode(h)
+        with section("transfers"):          # offloaded tiers: the (async) write-out
+            state.memory.append(*enc)
+
     def _update_memory(self, h: torch.Tensor, state: RambaState) -> None:
         """Append every chunk completed by h [B, T, d] to the memory; keep the rest in the chunk buffer."""
         S = self.cfg.chunk_size
@@ -226,12 +237,12 @@ class RambaModel(nn.Module):
             n_buf += take
             i = take
             if n_buf == S:
-                state.memory.append(*self._encode(buf.to(h.dtype)))
+                self._append(state, buf.to(h.dtype))
                 n_buf = 0
         n_full = (T - i) // S
         step = max(1, ENC_BLOCK_TOKENS // S) * S
         for c0 in range(i, i + n_full * S, step):
-            state.memory.append(*self._encode(h[:, c0:min(c0 + step, i + n_full * S)]))
+            self._append(state, h[:, c0:min(c0 + step, i + n_full * S)])
         i += n_full * S
         if i < T:
             buf[:, n_buf:n_buf + T - i] = h[:, i:]
@@ -250,9 +261,11 @@ class RambaModel(nn.Module):
         # Mamba mixers see positions shifted so that the resets (at p % segment == reset_phase) fall on
         # multiples of the segment; attention mixers keep true positions (RoPE).
         shift = (segment - reset_phase % segment) % segment if (segment and cfg.uses_mamba) else 0
+        mixer = "mamba2" if cfg.uses_mamba else "attention"
         x = self.embed(ids)                                                    # [B, T, d]
         for j, blk in enumerate(self.lower):
-            x = blk(x, self._layer_state(state, j), pos0 + shift, segment)
+            with section(mixer):
+                x = blk(x, self._layer_state(state, j), pos0 + shift, segment)
         # With resets, upper-stack outputs before the last boundary cannot reach later tokens (chunk memory
         # comes from the lower stack): skip them when only the last logits are wanted.
         start = 0
@@ -262,37 +275,56 @@ class RambaModel(nn.Module):
         aux: dict = {}
         use_hsa = cfg.has_hsa and hsa_enabled
         if use_hsa:
-            if state is None:
+            memory = None if state is None else state.memory
+            if memory is None:
                 lmk, mem_k, mem_v = self._encode(x[:, :(T // S) * S])
+                lmk_dtype = lmk.dtype
             else:
                 self._update_memory(x, state)
-                lmk = state.memory.landmarks()
-                mem_k, mem_v = state.memory.keys_values()
-            r = self.retrieval.queries(x[:, start:]).to(lmk.dtype)             # [B, T', Hkv, dr]
+                lmk_dtype = memory.dtype
+            r = self.retrieval.queries(x[:, start:]).to(lmk_dtype)             # [B, T', Hkv, dr]
             one = (T - start) == 1
             if forced_indices is not None:
+                lmk = lmk if memory is None else memory.landmarks()
                 indices, scores = scores_for_indices(r, lmk, forced_indices[:, start:], S, pos0 + start)
             elif self.training and cfg.select_noise > 0:
+                lmk = lmk if memory is None else memory.landmarks()
                 indices = select_chunks_noisy(r, lmk, cfg.topk, S, pos0 + start, cfg.select_noise)
                 scores = rescore(r, lmk, indices)
             else:
                 select = ops.select_chunks_decode if one else ops.select_chunks
-                indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
-                if torch.is_grad_enabled() and (r.requires_grad or lmk.requires_grad):
-                    scores = rescore(r, lmk, indices)      # gradient path independent of the select op
+                with section("selection"):
+                    if memory is None:
+                        indices, scores = select(r, lmk, cfg.topk, S, pos0 + start)
+                    else:
+                        indices, scores = memory.select(select, r, cfg.topk, S, pos0 + start)
+                if torch.is_grad_enabled() and (r.requires_grad or (memory is None and lmk.requires_grad)):
+                    scores = rescore(r, lmk if memory is None else memory.landmarks(), indices)
             scores = self.retrieval.biased(scores)
             weights = ops.chunk_weights(scores, cfg.fusion)                    # [B, T', Hkv, K] fp32
             attend = ops.hsa_attend_decode if one else ops.hsa_attend
-            aux.update(indices=indices, weights=weights, scores=scores, landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
+            aux.update(indices=indices, weights=weights, scores=scores)
+            hsa_indices = indices
+            if memory is not None and memory.resident:
+                mem_k, mem_v = memory.keys_values()
+            elif memory is not None:
+                # offloaded: the selected chunks only, once per call, shared by every HSA layer; the slots
+                # then index the gathered set (same results: hsa_attend is per slot)
+                with section("transfers"):
+                    mem_k, mem_v, hsa_indices = memory.gather(indices)
+            if memory is None:
+                aux.update(landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
         x = x[:, start:]
         pos_up = pos0 + start
         j = cfg.n_lower
         per = cfg.upper_per_hsa
         for g in range(cfg.n_hsa if cfg.has_hsa else 1):
             if use_hsa:
-                x = self.hsa[g](x, mem_k, mem_v, indices, weights, attend)
+                with section("hsa"):
+                    x = self.hsa[g](x, mem_k, mem_v, hsa_indices, weights, attend)
             for blk in self.upper[g * per:(g + 1) * per]:
-                x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
+                with section(mixer):
+                    x = blk(x, self._layer_state(state, j), pos_up + shift, segment)
                 j += 1
         if state is not None:
             state.pos += T

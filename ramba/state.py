@@ -41,9 +41,14 @@ class GrowableBuffer:
 
 
 class ChunkMemory:
-    """Interface of the chunk memory: per complete chunk, a landmark and S keys/values."""
+    """Interface of the chunk memory: per complete chunk, a landmark and S keys/values.
+
+    `resident` memories hold K/V on the compute device and the model reads them whole (keys_values); others
+    (ramba/offload.py) are read through select() over the landmarks and gather() of the selected chunks.
+    """
 
     num_chunks: int
+    resident: bool = True
 
     def append(self, landmarks: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """landmarks [B, n, Hkv, dr]; k, v [B, n*S, Hkv, dh]."""
@@ -57,18 +62,56 @@ class ChunkMemory:
         """k, v [B, C*S, Hkv, dh], on the compute device."""
         raise NotImplementedError
 
+    def select(self, select_fn, r, topk: int, chunk_size: int, q_offset: int):
+        """select_fn (an ops.select_chunks) over this memory's landmarks -> (indices, scores)."""
+        return select_fn(r, self.landmarks(), topk, chunk_size, q_offset)
+
+    def gather(self, indices: torch.Tensor):
+        """indices [B, T, Hkv, K] -> (k_sel, v_sel [B, n*S, Hkv, dh], local [B, T, Hkv, K]): the n distinct
+        valid chunks the slots name (ascending id) and the slots' ids into that set (-1 = invalid)."""
+        k, v = self.keys_values()
+        B, _, H, d = k.shape
+        S = self.chunk_size
+        C = self.num_chunks
+        valid = (indices >= 0) & (indices < C)
+        uniq = torch.unique(indices[valid])                                        # [n] sorted
+        local = torch.searchsorted(uniq, torch.where(valid, indices, 0))
+        local = torch.where(valid, local, torch.full_like(local, -1))
+        k_sel = k.view(B, C, S, H, d).index_select(1, uniq).reshape(B, -1, H, d)   # [B, n*S, H, d]
+        v_sel = v.view(B, C, S, H, d).index_select(1, uniq).reshape(B, -1, H, d)
+        return k_sel, v_sel, local
+
+    def flush(self) -> None:
+        """Wait for pending writes (offload tiers)."""
+
+    def close(self) -> None:
+        """Release storage (offload tiers: files, pinned blocks)."""
+
     def nbytes(self) -> int:
         raise NotImplementedError
+
+    def device_nbytes(self) -> int:
+        return self.nbytes()
+
+    def host_nbytes(self) -> int:
+        return 0
+
+    def disk_nbytes(self) -> int:
+        return 0
 
 
 class DeviceChunkMemory(ChunkMemory):
     """Everything in the compute device's memory, in preallocated growable buffers."""
 
-    def __init__(self, batch: int, kv_heads: int, head_dim: int, dr: int, chunk_size: int, device, dtype):
+    def __init__(self, batch: int, kv_heads: int, head_dim: int, dr: int, chunk_size: int, device, dtype,
+                 capacity_chunks: int | None = None):
+        # capacity_chunks (from a known prompt length) presizes the buffers: no doubling copy at the end
+        cap = max(16, int(capacity_chunks or 16))
         self.chunk_size = chunk_size
-        self._lmk = GrowableBuffer(batch, (kv_heads, dr), device, dtype)
-        self._k = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=16 * chunk_size)
-        self._v = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=16 * chunk_size)
+        self.dtype = dtype
+        self._lmk = GrowableBuffer(batch, (kv_heads, dr), device, dtype, capacity=cap)
+        self._k = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=cap * chunk_size)
+        self._v = GrowableBuffer(batch, (kv_heads, head_dim), device, dtype, capacity=cap * chunk_size)
 
     @property
     def num_chunks(self) -> int:

@@ -20,9 +20,10 @@ def small_model(arch: str = "ramba", seed: int = 0, **kw) -> RambaModel:
     return RambaModel(small_config(arch, **kw)).eval()
 
 
-def run_segments(model: RambaModel, ids: torch.Tensor, sizes, reset_phase: int = 0) -> torch.Tensor:
-    """Feed ids [B, T] through prefill in pieces of `sizes` (cycled; size 1 uses decode) -> logits [B, T, V]."""
-    state = model.allocate_state(ids.shape[0])
+def run_segments(model: RambaModel, ids: torch.Tensor, sizes, reset_phase: int = 0, **state_kw) -> torch.Tensor:
+    """Feed ids [B, T] through prefill in pieces of `sizes` (cycled; size 1 uses decode) -> logits [B, T, V].
+    state_kw go to allocate_state (memory placement and its options)."""
+    state = model.allocate_state(ids.shape[0], **state_kw)
     state.reset_phase = reset_phase
     outs, p, i = [], 0, 0
     while p < ids.shape[1]:
@@ -35,4 +36,5 @@ def run_segments(model: RambaModel, ids: torch.Tensor, sizes, reset_phase: int =
             outs.append(o)
         p += n
         i += 1
+    state.memory is not None and state.memory.close()
     return torch.cat(outs, dim=1)

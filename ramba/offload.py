@@ -1,0 +1,465 @@
+"""Chunk-memory tiers behind the ChunkMemory interface (ramba/state.py): `host` and `disk` (hsa-spec decision 6).
+
+The landmarks stay on the compute device (selection scans them every step; they are S x smaller than K/V),
+or stream from host RAM past a size the caller sets. Chunk K/V live in a store:
+* HostStore: host RAM in blocks (pinned when CUDA is up) allocated as the memory grows; nothing is ever copied
+  to grow, and a chunk's K and V for every batch row are one contiguous record.
+* DiskStore: the same records in a memory-mapped file plus a host-RAM LRU cache of hot chunks. The file is
+  unlinked as soon as it is mapped (unless kept on request), so no run, however it ends, leaves one behind.
+
+The model never asks an offloaded memory for its whole K/V: it selects from the landmarks, then `gather`s the
+chunks the segment's queries selected, deduplicated, in one bulk transfer shared by every HSA layer, and runs
+the same HSA op on them with indices local to the gathered set. On CPU this is bit-identical to the device
+path (tested); on CUDA the writes go out on a side stream while the next segment computes.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+# CACHE_BYTES: the disk tier's host-RAM cache of hot chunks; HEADROOM_CHUNKS: presized memories leave room
+# for ~1K decoded tokens past the prompt before growing
+from ramba.budget import CACHE_BYTES, HEADROOM_CHUNKS, PLACEMENTS
+from ramba.errors import BadInputError
+from ramba.kernels.hsa.reference import topk_newest
+from ramba.state import ChunkMemory, DeviceChunkMemory, GrowableBuffer
+
+BLOCK_BYTES = 256 << 20        # host block size cap: pinned allocation costs ~0.6 s/GiB, so grow in steps
+FIRST_BLOCK_BYTES = 1 << 20    # first block; later ones double up to BLOCK_BYTES (small runs stay small)
+LANDMARK_BLOCK_CHUNKS = 1 << 16  # streamed landmarks: chunks scored per device transfer
+
+
+def _pin_default() -> bool:
+    return torch.cuda.is_available()
+
+
+def _nbytes(shape, dtype) -> int:
+    return math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+
+
+class HostStore:
+    """Fixed-shape records (one per chunk) in host RAM, in blocks that double up to `block_bytes`.
+
+    write(c0, recs [n, *rec]) from any device (CUDA: an async copy on a side stream, waited for before the
+    records are read); read(ids [n] int64 CPU, sorted) -> [n, *rec] host tensor.
+    """
+
+    def __init__(self, rec_shape: tuple, dtype, pin: bool | None = None, block_bytes: int = BLOCK_BYTES,
+                 first_block_bytes: int = FIRST_BLOCK_BYTES):
+        self.rec_shape, self.dtype = tuple(rec_shape), dtype
+        self.pin = _pin_default() if pin is None else bool(pin)
+        self.rec_bytes = _nbytes(rec_shape, dtype)
+        self.max_block = max(1, block_bytes // self.rec_bytes)
+        self.next_block = max(1, min(self.max_block, first_block_bytes // self.rec_bytes))
+        self.blocks: list[torch.Tensor] = []
+        self.starts: list[int] = []        # first record id of each block
+        self.capacity = 0
+        self.length = 0
+        self._stream = None
+        self._pending = None               # CUDA event of the last async write
+        self.bytes_written = 0
+
+    def _grow(self, need: int) -> None:
+        while self.capacity < need:
+            n = self.next_block
+            self.next_block = min(self.max_block, n * 2)
+            blk = torch.empty((n, *self.rec_shape), dtype=self.dtype, pin_memory=self.pin)
+            self.starts.append(self.capacity)
+            self.blocks.append(blk)
+            self.capacity += n
+
+    def _spans(self, c0: int, n: int):
+        """(block, offset in block, offset in the source, count) covering records c0 .. c0 + n - 1."""
+        i = bisect.bisect_right(self.starts, c0) - 1
+        done = 0
+        while done < n:
+            off = c0 + done - self.starts[i]
+            take = min(n - done, self.blocks[i].shape[0] - off)
+            yield self.blocks[i], off, done, take
+            done += take
+            i += 1
+
+    def write(self, c0: int, recs: torch.Tensor) -> None:
+        n = recs.shape[0]
+        self._grow(c0 + n)
+        if recs.is_cuda and self.pin:
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(recs.device)
+            self._stream.wait_stream(torch.cuda.current_stream(recs.device))   # recs are complete
+            with torch.cuda.stream(self._stream):
+                for blk, off, src, take in self._spans(c0, n):
+                    blk[off:off + take].copy_(recs[src:src + take], non_blocking=True)
+                self._pending = torch.cuda.Event()
+                self._pending.record(self._stream)
+            recs.record_stream(self._stream)        # the allocator keeps recs alive until the copy is done
+        else:
+            for blk, off, src, take in self._spans(c0, n):
+                blk[off:off + take].copy_(recs[src:src + take])
+        self.length = max(self.length, c0 + n)
+        self.bytes_written += n * self.rec_bytes
+
+    def sync(self) -> None:
+        if self._pending is not None:
+            self._pending.synchronize()
+            self._pending = None
+
+    def read(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        self.sync()
+        n = ids.shape[0]
+        out = torch.empty((n, *self.rec_shape), dtype=self.dtype) if out is None else out[:n]
+        if n == 0:
+            return out
+        # ids are sorted: one index_select per block they touch
+        blk_of = torch.searchsorted(torch.tensor(self.starts, dtype=torch.int64), ids, right=True) - 1
+        bounds = torch.searchsorted(blk_of, torch.arange(len(self.blocks) + 1, dtype=torch.int64)).tolist()
+        for b in range(len(self.blocks)):
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi > lo:
+                torch.index_select(self.blocks[b], 0, ids[lo:hi] - self.starts[b], out=out[lo:hi])
+        return out
+
+    def nbytes(self) -> int:
+        return self.capacity * self.rec_bytes
+
+    def close(self) -> None:
+        self.sync()
+        self.blocks, self.starts, self.capacity = [], [], 0
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class DiskStore:
+    """The same records in a memory-mapped file under `folder`, with a host-RAM LRU cache of hot records.
+
+    The file grows by doubling (ftruncate + remap: the kernel keeps the pages, nothing is copied). It is
+    unlinked right after it is opened unless keep=True, so an interrupted or killed run leaves no file; with
+    keep=True it stays until close(keep=True). Writes go through a background thread (the caller's tensor is
+    copied to host first), and a read waits for the writes before it.
+    """
+
+    def __init__(self, rec_shape: tuple, dtype, folder, capacity: int = 0, cache_bytes: int = CACHE_BYTES,
+                 keep: bool = False, name: str = "chunks"):
+        self.rec_shape, self.dtype = tuple(rec_shape), dtype
+        self.rec_bytes = _nbytes(rec_shape, dtype)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.path = str(folder / f"{name}-{os.getpid()}-{id(self):x}.bin")
+        self.keep = bool(keep)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        if not self.keep:
+            os.unlink(self.path)                  # the mapping outlives the name: nothing left behind
+        else:
+            self._finalizer = weakref.finalize(self, _unlink_quietly, self.path)
+            self._finalizer.detach()              # kept on request: close() decides
+        self.capacity = 0
+        self.length = 0
+        self._map = None                          # torch uint8 view of the mapping [capacity, rec_bytes]
+        self._grow(max(1, capacity))
+        self.cache_slots = max(0, cache_bytes // self.rec_bytes)
+        self._cache = torch.empty((self.cache_slots, *self.rec_shape), dtype=dtype) if self.cache_slots else None
+        self._slot: OrderedDict[int, int] = OrderedDict()     # record id -> cache slot, LRU order
+        self._free = list(range(self.cache_slots - 1, -1, -1))
+        self._thread = None
+        self.hits = self.misses = 0
+        self.bytes_written = 0
+
+    def _grow(self, need: int) -> None:
+        if need <= self.capacity:
+            return
+        cap = max(need, 2 * self.capacity)
+        os.ftruncate(self._fd, cap * self.rec_bytes)
+        import mmap
+        mm = mmap.mmap(self._fd, cap * self.rec_bytes)
+        self._mmap = mm
+        self._map = torch.frombuffer(mm, dtype=torch.uint8).view(cap, self.rec_bytes)
+        self.capacity = cap
+
+    def _typed(self, lo: int, hi: int) -> torch.Tensor:
+        return self._map[lo:hi].view(self.dtype).view(hi - lo, *self.rec_shape)
+
+    def write(self, c0: int, recs: torch.Tensor) -> None:
+        self.wait()
+        n = recs.shape[0]
+        self._grow(c0 + n)
+        # the host copy is taken now (on CUDA: a D2H to pinned memory), the file write runs in the background
+        host = recs.to("cpu", non_blocking=recs.is_cuda) if recs.device.type != "cpu" else recs.clone()
+        event = None
+        if recs.is_cuda:
+            event = torch.cuda.Event()
+            event.record(torch.cuda.current_stream(recs.device))
+
+        def job():
+            if event is not None:
+                event.synchronize()
+            self._typed(c0, c0 + n).copy_(host)
+
+        self._thread = threading.Thread(target=job, daemon=True)
+        self._thread.start()
+        self.length = max(self.length, c0 + n)
+        self.bytes_written += n * self.rec_bytes
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    sync = wait
+
+    def read(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        self.wait()
+        n = ids.shape[0]
+        out = torch.empty((n, *self.rec_shape), dtype=self.dtype) if out is None else out[:n]
+        if n == 0:
+            return out
+        mm = self._typed(0, self.capacity)
+        if n > self.cache_slots:                  # more than the cache holds: straight from the file
+            torch.index_select(mm, 0, ids, out=out)
+            self.misses += n
+            return out
+        id_list = ids.tolist()
+        slots, miss_pos, miss_ids = [], [], []
+        for j, c in enumerate(id_list):
+            s = self._slot.get(c)
+            if s is None:
+                miss_pos.append(j)
+                miss_ids.append(c)
+                slots.append(-1)
+            else:
+                self._slot.move_to_end(c)
+                slots.append(s)
+        self.hits += n - len(miss_ids)
+        self.misses += len(miss_ids)
+        if miss_ids:
+            hot = set(c for c, s in zip(id_list, slots) if s >= 0)
+            fresh = []
+            for c in miss_ids:
+                if not self._free:                # evict the least recently used chunk not needed now
+                    for old in self._slot:
+                        if old not in hot:
+                            break
+                    self._free.append(self._slot.pop(old))
+                s = self._free.pop()
+                self._slot[c] = s
+                hot.add(c)                        # needed by this read: not evictable by its later misses
+                fresh.append(s)
+            fresh_t = torch.tensor(fresh, dtype=torch.int64)
+            self._cache[fresh_t] = torch.index_select(mm, 0, torch.tensor(miss_ids, dtype=torch.int64))
+            for j, s in zip(miss_pos, fresh):
+                slots[j] = s
+        torch.index_select(self._cache, 0, torch.tensor(slots, dtype=torch.int64), out=out)
+        return out
+
+    def nbytes(self) -> int:
+        """Host bytes held (the cache); the file's size is file_bytes()."""
+        return 0 if self._cache is None else self._cache.numel() * self._cache.element_size()
+
+    def file_bytes(self) -> int:
+        return self.capacity * self.rec_bytes
+
+    def close(self, keep: bool | None = None) -> None:
+        self.wait()
+        if self._map is None:
+            return
+        self._map = None
+        try:
+            self._mmap.close()
+        except BufferError:       # a view is still alive somewhere: the GC unmaps it later
+            pass
+        os.close(self._fd)
+        if self.keep and not (self.keep if keep is None else keep):
+            _unlink_quietly(self.path)
+        self._cache = None
+
+
+class OffloadedChunkMemory(ChunkMemory):
+    """Landmarks on the compute device (or streamed from host past `landmarks_max_bytes`); K/V records
+    [B, 2, S, Hkv, dh] in a HostStore or DiskStore. Same results as DeviceChunkMemory."""
+
+    resident = False
+
+    def __init__(self, batch: int, kv_heads: int, head_dim: int, dr: int, chunk_size: int, device, dtype,
+                 store, landmarks_max_bytes: int | None = None):
+        self.batch, self.kv_heads, self.head_dim, self.dr = batch, kv_heads, head_dim, dr
+        self.chunk_size = chunk_size
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.store = store
+        self.landmarks_max_bytes = landmarks_max_bytes
+        self._lmk = GrowableBuffer(batch, (kv_heads, dr), device, dtype)
+        self._lmk_host: HostStore | None = None      # records [B, Hkv, dr] once streamed
+        self._staging = None                         # pinned buffer for bulk H2D gathers
+        self._staging_free = None                    # CUDA event: the last H2D from staging has finished
+        self.gathered_chunks = 0                     # chunks moved host -> device (transfer accounting)
+        self.gathers = 0
+
+    @property
+    def num_chunks(self) -> int:
+        return self.store.length
+
+    # ------------------------------------------------------------------ writes
+    def append(self, landmarks, k, v) -> None:
+        """landmarks [B, n, Hkv, dr]; k, v [B, n*S, Hkv, dh] on the compute device."""
+        B, n = landmarks.shape[:2]
+        if n == 0:
+            return
+        c0 = self.store.length
+        S, H, d = self.chunk_size, self.kv_heads, self.head_dim
+        kv = torch.stack([k.reshape(B, n, S, H, d), v.reshape(B, n, S, H, d)], dim=2)    # [B, n, 2, S, H, d]
+        self.store.write(c0, kv.to(self.dtype).transpose(0, 1).contiguous())           # [n, B, 2, S, H, d]
+        self._append_landmarks(c0, landmarks.to(self.dtype))
+
+    def _append_landmarks(self, c0: int, lmk: torch.Tensor) -> None:
+        if self._lmk_host is None and self.landmarks_max_bytes is not None:
+            after = (self._lmk.length + lmk.shape[1]) * self.batch * self.kv_heads * self.dr * lmk.element_size()
+            if after > self.landmarks_max_bytes:     # past the user's size: move them to host and stream
+                self._lmk_host = HostStore((self.batch, self.kv_heads, self.dr), self.dtype)
+                if self._lmk.length:
+                    self._lmk_host.write(0, self._lmk.view().transpose(0, 1).contiguous())
+                self._lmk = None
+        if self._lmk_host is not None:
+            self._lmk_host.write(c0, lmk.transpose(0, 1).contiguous())                 # [n, B, Hkv, dr]
+        else:
+            self._lmk.append(lmk)
+
+    # ------------------------------------------------------------------ reads
+    def landmarks(self) -> torch.Tensor:
+        if self._lmk_host is None:
+            return self._lmk.view()
+        ids = torch.arange(self._lmk_host.length, dtype=torch.int64)
+        return self._lmk_host.read(ids).transpose(0, 1).to(self.device)                # [B, C, Hkv, dr]
+
+    @property
+    def landmarks_streamed(self) -> bool:
+        return self._lmk_host is not None
+
+    def select(self, select_fn, r, topk: int, chunk_size: int, q_offset: int):
+        """select_fn(r, landmarks, ...) over every landmark; streamed landmarks go block by block with a
+        running top-k (the K largest (score, id) pairs of the union are the K largest overall)."""
+        if self._lmk_host is None:
+            return select_fn(r, self._lmk.view(), topk, chunk_size, q_offset)
+        C = self._lmk_host.length
+        c_stop = min(C, (q_offset + r.shape[1] - 1) // chunk_size)      # no later chunk is visible
+        best_i = best_s = None
+        for c0 in range(0, max(c_stop, 1), LANDMARK_BLOCK_CHUNKS):
+            c1 = min(c_stop, c0 + LANDMARK_BLOCK_CHUNKS)
+            ids = torch.arange(c0, max(c1, c0), dtype=torch.int64)
+            lm = self._lmk_host.read(ids).transpose(0, 1).to(self.device)             # [B, c, Hkv, dr]
+            # relative positions: a query sees local chunk j iff pos - c0*S >= (j + 1)*S
+            i, s = select_fn(r, lm, topk, chunk_size, q_offset - c0 * chunk_size)
+            i = torch.where(i >= 0, i + c0, i)
+            if best_i is None:
+                best_i, best_s = i, s
+                continue
+            cand_i, cand_s = torch.cat([best_i, i], -1), torch.cat([best_s, s], -1)
+            order = cand_i.argsort(dim=-1)                                # ids ascending: ties go to the newer
+            cand_i, cand_s = cand_i.gather(-1, order), cand_s.gather(-1, order)
+            pick = topk_newest(cand_s, topk).clamp(min=0)
+            best_i, best_s = cand_i.gather(-1, pick), cand_s.gather(-1, pick)
+            best_i = torch.where(torch.isfinite(best_s), best_i, torch.full_like(best_i, -1))
+            order = best_i.argsort(dim=-1, descending=True)               # recency order
+            best_i, best_s = best_i.gather(-1, order), best_s.gather(-1, order)
+        return best_i, best_s
+
+    def gather(self, indices: torch.Tensor):
+        """indices [B, T, Hkv, K] chunk ids -> k_sel, v_sel [B, n*S, Hkv, dh] on the compute device (the n
+        distinct valid chunks, ascending) and local [B, T, Hkv, K] ids into them (-1 = invalid slot)."""
+        C = self.num_chunks
+        B, S, H, d = self.batch, self.chunk_size, self.kv_heads, self.head_dim
+        valid = (indices >= 0) & (indices < C)
+        uniq = torch.unique(indices[valid])                                           # [n] sorted
+        local = torch.searchsorted(uniq, torch.where(valid, indices, 0))
+        local = torch.where(valid, local, torch.full_like(local, -1))
+        n = uniq.shape[0]
+        recs = self._fetch(uniq.cpu())                                                # [n, B, 2, S, H, d]
+        kv = recs.transpose(0, 1)                                                     # [B, n, 2, S, H, d]
+        k = kv[:, :, 0].reshape(B, n * S, H, d)
+        v = kv[:, :, 1].reshape(B, n * S, H, d)
+        self.gathers += 1
+        self.gathered_chunks += n
+        return k, v, local
+
+    def _fetch(self, ids: torch.Tensor) -> torch.Tensor:
+        """Records of the sorted ids on the compute device: one host gather into a pinned staging buffer,
+        then one bulk H2D copy (CUDA), or a fresh host tensor (CPU)."""
+        if self.device.type != "cuda":
+            return self.store.read(ids).to(self.device)
+        n = ids.shape[0]
+        if self._staging_free is not None:
+            self._staging_free.synchronize()            # the previous H2D from the staging buffer is done
+        if self._staging is None or self._staging.shape[0] < n:
+            cap = max(n, 64, 0 if self._staging is None else 2 * self._staging.shape[0])
+            self._staging = torch.empty((cap, *self.store.rec_shape), dtype=self.dtype, pin_memory=True)
+        host = self.store.read(ids, out=self._staging)
+        dev = host.to(self.device, non_blocking=True)
+        self._staging_free = torch.cuda.Event()
+        self._staging_free.record(torch.cuda.current_stream(self.device))
+        return dev
+
+    def keys_values(self):
+        """The whole K/V on the compute device: O(memory); for tests and diagnostics only."""
+        C = self.num_chunks
+        B, S, H, d = self.batch, self.chunk_size, self.kv_heads, self.head_dim
+        kv = self.store.read(torch.arange(C, dtype=torch.int64)).to(self.device).transpose(0, 1)
+        return kv[:, :, 0].reshape(B, C * S, H, d), kv[:, :, 1].reshape(B, C * S, H, d)
+
+    def flush(self) -> None:
+        self.store.sync()
+
+    # ------------------------------------------------------------------ accounting
+    def device_nbytes(self) -> int:
+        return 0 if self._lmk is None else self._lmk.nbytes()
+
+    def host_nbytes(self) -> int:
+        host = self.store.nbytes() + (0 if self._lmk_host is None else self._lmk_host.nbytes())
+        if self._staging is not None:
+            host += self._staging.numel() * self._staging.element_size()
+        return host
+
+    def disk_nbytes(self) -> int:
+        return self.store.file_bytes() if isinstance(self.store, DiskStore) else 0
+
+    def nbytes(self) -> int:
+        return self.device_nbytes() + self.host_nbytes() + self.disk_nbytes()
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lmk_host is not None:
+            self._lmk_host.close()
+
+
+def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_tokens: int | None = None,
+                      memory_dir=None, keep_file: bool = False, cache_bytes: int = CACHE_BYTES,
+                      landmarks_max_bytes: int | None = None, block_bytes: int = BLOCK_BYTES,
+                      first_block_bytes: int = FIRST_BLOCK_BYTES) -> ChunkMemory:
+    """The chunk memory of a model config in one placement: "gpu" (the compute device, DeviceChunkMemory),
+    "host" or "disk". capacity_tokens (the prompt's length, when known) presizes the buffers."""
+    Hkv, dh, S = cfg.hsa_kv_heads, cfg.hsa_head_dim, cfg.chunk_size
+    dr = cfg.retrieval_dim // Hkv
+    if placement == "gpu":
+        return DeviceChunkMemory(batch, Hkv, dh, dr, S, device, dtype,
+                                 capacity_chunks=(capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens else None)
+    rec = (batch, 2, S, Hkv, dh)
+    if placement == "host":
+        store = HostStore(rec, dtype, block_bytes=block_bytes, first_block_bytes=first_block_bytes)
+    elif placement == "disk":
+        if memory_dir is None:
+            import tempfile
+            memory_dir = tempfile.gettempdir()
+        cap = (capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens else 0
+        store = DiskStore(rec, dtype, memory_dir, capacity=cap, cache_bytes=cache_bytes, keep=keep_file)
+    else:
+        raise BadInputError(f"unknown memory placement {placement!r}; use one of {', '.join(PLACEMENTS)} or auto")
+    return OffloadedChunkMemory(batch, Hkv, dh, dr, S, device, dtype, store, landmarks_max_bytes)
