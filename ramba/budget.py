@@ -108,8 +108,10 @@ def gpu_free(device: str) -> int:
 
 def free_bytes(device: str, memory_dir=None) -> dict:
     host = host_free()
-    return {"gpu": gpu_free(device) if str(device).startswith("cuda") else host, "host": host,
-            "disk": disk_free(memory_dir)}
+    on_gpu = str(device).startswith("cuda")
+    # "gpu" is the compute device's own memory: on a CPU run that is host RAM, and the messages say so
+    return {"gpu": gpu_free(device) if on_gpu else host, "host": host, "disk": disk_free(memory_dir),
+            "label": "GPU" if on_gpu else "device (CPU RAM)"}
 
 
 def fits(need: Need, free: dict) -> bool:
@@ -127,12 +129,13 @@ def choose(cfg, length: int, requested: str, free: dict, **kw) -> tuple[str, Nee
     all_needs = {p: needs(cfg, length, p, **kw) for p in PLACEMENTS}
     itemsize = kw.get("itemsize", 4)
     kv, lmk = chunk_memory_bytes(cfg, length, kw.get("batch", 1), itemsize)
-    free_s = f"free: GPU {human(free['gpu'])}, host {human(free['host'])}, disk {human(free['disk'])}"
+    dev = free.get("label", "GPU")
+    free_s = f"free: {dev} {human(free['gpu'])}, host {human(free['host'])}, disk {human(free['disk'])}"
     what = f"chunk memory at {length:,} tokens = K/V {human(kv)} + landmarks {human(lmk)} ({itemsize} B/value)"
     for p in order:
         if fits(all_needs[p], free):
             return p, all_needs[p], f"memory: {p}{' (auto)' if requested == 'auto' else ''}: {what}; {free_s}"
-    wanted = "; ".join(f"{p} needs GPU {human(n.device)}, host {human(n.host)}, disk {human(n.disk)}"
+    wanted = "; ".join(f"{p} needs {dev} {human(n.device)}, host {human(n.host)}, disk {human(n.disk)}"
                        for p, n in all_needs.items() if p in order)
     raise DoesNotFitError(f"{what} fits no {'tier' if requested == 'auto' else requested + ' placement'}: "
                           f"{wanted}; {free_s}; try --memory-dtype bfloat16, a shorter length, "
