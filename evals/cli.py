@@ -156,9 +156,9 @@ def train(
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context):
     """lm-evaluation-harness's CLI with `--model ramba` registered (all arguments pass through)."""
-    import ramba.evals.lm_eval_plugin  # noqa: F401  (@register_model("ramba"))
+    from ramba.evals.lm_eval_plugin import complete_model_args  # @register_model("ramba") on import
     from lm_eval.__main__ import cli_evaluate
-    sys.argv = ["lm-eval", *ctx.args]
+    sys.argv = ["lm-eval", *complete_model_args(ctx.args)]
     cli_evaluate()
 
 
