@@ -72,6 +72,45 @@ def passkey(
     _finish(cfg, dry_run, progress)
 
 
+@app.command()
+def ruler(
+    tasks: str = typer.Option("niah_single_1,niah_multikey_2,vt", "--tasks", "-t",
+                              help="comma-separated RULER tasks (niah_single_1..3, niah_multikey_1..3, "
+                                   "niah_multivalue, niah_multiquery, vt, cwe, fwe, qa_1, qa_2) or 'all'"),
+    length: str = typer.Option("4K", "--length", "--lengths", "-l", help=_LENGTH_HELP),
+    depths: str = typer.Option("5", "--depths", "-d", help=_DEPTH_HELP),
+    samples: int = typer.Option(2, "--samples", "-n", help="samples per (task, length, depth) cell"),
+    seed: int = typer.Option(0, "--seed"),
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("auto", "--device"),
+    segment: Optional[int] = typer.Option(None, "--segment"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="suite folder [default: ./results/ruler-...]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan of each task and exit"),
+    report: bool = typer.Option(True, "--report/--no-report"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """RULER tasks over a length x depth grid: one run per task in one suite folder, one summary report."""
+    from ramba.evals import defaults
+    from ramba.evals.suite import build_suite, parse_tasks, run_suite
+    suite = build_suite("ruler", parse_tasks(tasks), out, lengths=length, depths=depths, samples=samples, seed=seed,
+                        model=model or defaults.default_model(), tokenizer=tokenizer, device=device,
+                        segment=segment, trust_remote_code=trust_remote_code)
+    if dry_run:
+        from ramba.evals.plan import estimate, format_plan
+        for cfg in suite.configs:
+            typer.echo(format_plan(cfg, estimate(cfg)))
+        return
+    folder = run_suite(suite, progress=progress)
+    typer.echo(f"results: {folder}")
+    if report:
+        from ramba.reports.suite import write_suite_report
+        paths = write_suite_report(folder)
+        typer.echo(f"report: {paths['html']}")
+        typer.echo(f"report: {paths['md']}")
+
+
 @app.command("run")
 def run_cmd(
     config: str = typer.Argument(..., help="run config file (.yaml/.yml/.toml); keys are RunConfig fields"),
@@ -93,9 +132,15 @@ def report(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="a baseline results folder to compare with"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write the report [default: RESULTS_DIR]"),
 ):
-    """Write report.md and a self-contained report.html (plots embedded) from a results folder."""
+    """Write report.md and a self-contained report.html (plots embedded) from a results folder, a suite folder
+    (`ramba-eval ruler`) or an lm-eval output folder (results_*.json)."""
     from ramba.reports.render import write_report
-    paths = write_report(results_dir, baseline=baseline, out_dir=out)
+    from ramba.evals.suite import read_suite
+    if read_suite(results_dir) is not None:
+        from ramba.reports.suite import write_suite_report
+        paths = write_suite_report(results_dir, out_dir=out)
+    else:
+        paths = write_report(results_dir, baseline=baseline, out_dir=out)
     for key in ("html", "md"):
         typer.echo(f"report: {paths[key]}")
     if paths.get("regressions"):

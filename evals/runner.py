@@ -66,7 +66,8 @@ def resolve_model_id(model: str | None) -> str | None:
     return model
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepare(cfg: RunConfig, backend=None) -> Prepared:
+    """backend: reuse one already loaded for the same model (a suite's tasks share it)."""
     from ramba.tasks import get_task
     from ramba.evals import defaults
 
@@ -81,8 +82,9 @@ def prepare(cfg: RunConfig) -> Prepared:
     if backend_name == "hf" and model_id and Path(model_id) == defaults.tiny_hf_dir():
         defaults.ensure_tiny_hf_model()  # the embedded default: built once, then cached
     device = resolve_device(cfg.device)
-    backend = load_backend(backend_name, model_id, device=device, tokenizer=tokenizer,
-                           trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    if backend is None:
+        backend = load_backend(backend_name, model_id, device=device, tokenizer=tokenizer,
+                               trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
     # Fail now, before writing, if the template cannot fit the smallest length (the task raises DoesNotFitError).
     first = next(iter(task.generate([min(cfg.lengths)], [cfg.depths[0]], 1, cfg.seed, backend.tokenizer)), None)
     if first is None:

@@ -23,9 +23,12 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 
 def accuracy_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """One row per group: n, correct, acc, lo, hi (95% Wilson)."""
+    """One row per group: n, correct, acc, lo, hi (95% Wilson), score (mean partial score, e.g. RULER's
+    string_match_all fraction; equals acc for all-or-nothing tasks)."""
     g = df.groupby(by, sort=True)["correct"].agg(["size", "sum"]).reset_index()
     g = g.rename(columns={"size": "n", "sum": "k"})
+    if "score" in df:
+        g["score"] = df.groupby(by, sort=True)["score"].mean().to_numpy()
     g["k"] = g["k"].astype(int)
     g["acc"] = g["k"] / g["n"]
     ci = [wilson(int(k), int(n)) for k, n in zip(g["k"], g["n"])]
@@ -60,3 +63,10 @@ def compare(now: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
             flags.append("")
     m["flag"] = flags
     return m
+
+
+def has_partial_scores(df: pd.DataFrame) -> bool:
+    """True when some record's score is neither 0 nor 1 or disagrees with `correct` (partial credit)."""
+    if "score" not in df:
+        return False
+    return bool((df["score"].astype(float) != df["correct"].astype(float)).any())
