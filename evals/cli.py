@@ -136,9 +136,13 @@ def report(
     (`ramba-eval ruler`) or an lm-eval output folder (results_*.json)."""
     from ramba.reports.render import write_report
     from ramba.evals.suite import read_suite
+    from ramba.reports.lm_eval_results import is_lm_eval_folder
     if read_suite(results_dir) is not None:
         from ramba.reports.suite import write_suite_report
         paths = write_suite_report(results_dir, out_dir=out)
+    elif is_lm_eval_folder(results_dir):
+        from ramba.reports.lm_eval_results import write_lm_eval_report
+        paths = write_lm_eval_report(results_dir, out_dir=out)
     else:
         paths = write_report(results_dir, baseline=baseline, out_dir=out)
     for key in ("html", "md"):
@@ -149,8 +153,14 @@ def report(
 
 
 @app.command()
-def tasks():
+def tasks(lm_eval_path: bool = typer.Option(False, "--lm-eval-path",
+                                            help="print the folder of our tasks for lm-eval's --include_path")):
     """List the tasks."""
+    if lm_eval_path:
+        import ramba.tasks.lm_eval as pkg
+        from pathlib import Path
+        typer.echo(Path(pkg.__file__).resolve().parent)
+        return
     from ramba.tasks import list_tasks
     for name, desc in list_tasks():
         typer.echo(f"{name:<24} {desc}")
@@ -201,9 +211,9 @@ def train(
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context):
     """lm-evaluation-harness's CLI with `--model ramba` registered (all arguments pass through)."""
-    from ramba.evals.lm_eval_plugin import complete_model_args  # @register_model("ramba") on import
+    from ramba.evals.lm_eval_plugin import complete_args  # @register_model("ramba") on import
     from lm_eval.__main__ import cli_evaluate
-    sys.argv = ["lm-eval", *complete_model_args(ctx.args)]
+    sys.argv = ["lm-eval", *complete_args(ctx.args)]
     cli_evaluate()
 
 

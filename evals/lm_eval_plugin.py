@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lm_eval.models  # noqa: F401  (the built-ins first: lm-eval loads them only while its registry is empty)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
@@ -151,6 +152,21 @@ def tokenizer_folder(model_spec: str | None) -> str | None:
             write_tokenizer_files(byte_dir)
         return str(byte_dir)
     return None
+
+
+def lm_eval_task_dir() -> str:
+    """Our tasks as lm-eval YAMLs (for --include_path): ramba_passkey, ramba_niah_*, ramba_vt, ..., group ramba_ruler."""
+    import ramba.tasks.lm_eval as pkg
+    return str(Path(pkg.__file__).resolve().parent)
+
+
+def complete_args(argv: list[str]) -> list[str]:
+    """`ramba-eval lm-eval`: our task folder joins --include_path, and tokenizer= joins --model_args."""
+    args = complete_model_args(argv)
+    if not any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        if args and args[0] in ("run", "ls", "validate") or any(a == "--tasks" for a in args):
+            args += ["--include_path", lm_eval_task_dir()]
+    return args
 
 
 def complete_model_args(argv: list[str]) -> list[str]:
