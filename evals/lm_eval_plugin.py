@@ -76,6 +76,9 @@ class RambaLM(LM):
         self.batch_size_per_call = _int_or_none(batch_size, "batch_size") or 16
         self.max_gen_toks = int(max_gen_toks)
         self.progress = _flag(progress)
+        # Rows that share nothing (rolling documents) are packed into one call on GPUs only: on CPU one row per
+        # call is faster; rows that share a context always run together after one prefill of it.
+        self.pack_unshared = str(getattr(backend, "device", "cpu")).startswith("cuda")
         self.spans = lm_scoring.span_model_for(backend, _int_or_none(max_length, "max_length"))
         tok = backend.tokenizer
         # The token before the first one of a rolling loglikelihood: EOS when the tokenizer has one, else "\n".
@@ -97,7 +100,8 @@ class RambaLM(LM):
     def _score(self, spans: list, desc: str) -> list:
         todo = [i for i, s in enumerate(spans) if s.continuation]
         scores = lm_scoring.score_spans(self.spans, [spans[i] for i in todo], segment=self.segment,
-                                        batch_size=self.batch_size_per_call, progress=self.progress, desc=desc)
+                                        batch_size=self.batch_size_per_call, progress=self.progress, desc=desc,
+                                        pack_unshared=self.pack_unshared)
         out = [lm_scoring.SpanScore(0.0, True, 0)] * len(spans)
         for i, s in zip(todo, scores):
             out[i] = s

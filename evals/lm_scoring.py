@@ -182,13 +182,19 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
     return tqdm(total=total, desc=desc, unit="tok", unit_scale=True, smoothing=0.1)
 
 
-def _plan(spans: Sequence[Span], batch_size: int, batch_tokens: int, segment: int) -> list[list[int]]:
-    """Batches of span indices that share a context, longest continuations first (so rows pad little)."""
+def _plan(spans: Sequence[Span], batch_size: int, batch_tokens: int, segment: int,
+          pack_unshared: bool = True) -> list[list[int]]:
+    """Batches of span indices that share a context, longest continuations first (so rows pad little).
+    pack_unshared=False: spans whose shared context is a single token (rolling documents) run one per call,
+    which is faster on CPU (measured: 1 x 1600 tokens ~8K tok/s, 6 x 1600 ~4.7K tok/s on 2 cores)."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(spans):
         groups.setdefault(s.context, []).append(i)
     batches = []
-    for idx in groups.values():
+    for ctx, idx in groups.items():
+        if len(ctx) <= 1 and not pack_unshared:
+            batches += [[i] for i in sorted(idx, key=lambda i: -len(spans[i].continuation))]
+            continue
         idx = sorted(idx, key=lambda i: -len(spans[i].continuation))
         cur: list[int] = []
         for i in idx:
@@ -204,7 +210,7 @@ def _plan(spans: Sequence[Span], batch_size: int, batch_tokens: int, segment: in
 
 def score_spans(model: SpanModel, spans: Sequence[Span], segment: int = DEFAULT_SEGMENT, batch_size: int = 16,
                 batch_tokens: int = DEFAULT_BATCH_TOKENS, progress: bool = True,
-                desc: str = "loglikelihood") -> list[SpanScore]:
+                desc: str = "loglikelihood", pack_unshared: bool = True) -> list[SpanScore]:
     """log p(continuation | context) and greediness for every span, in the order given."""
     import torch
     if segment < 1 or batch_size < 1:
@@ -213,7 +219,7 @@ def score_spans(model: SpanModel, spans: Sequence[Span], segment: int = DEFAULT_
         if not s.context or not s.continuation:
             raise BadInputError("every span needs a non-empty context and continuation")
         check_fits(len(s.context) + len(s.continuation) - 1, model.max_length, "a log-likelihood request")
-    batches = _plan(spans, batch_size, batch_tokens, segment)
+    batches = _plan(spans, batch_size, batch_tokens, segment, pack_unshared)
     total = sum(len(spans[b[0]].context) - 1 + sum(len(spans[i].continuation) for i in b) for b in batches)
     bar = progress_bar(total, desc, progress)
     out: list[SpanScore | None] = [None] * len(spans)

@@ -8,7 +8,7 @@ from ramba.evals.backends import LoglikelihoodMixin, load_backend
 from ramba.evals.lm_eval_plugin import RambaLM
 from ramba.evals.lm_scoring import expand_batch
 
-TEXTS = ["The grass is green. The sky is blue. " * 4, "Here we go.", "There and back again, " * 7 + "the end."]
+TEXTS = ["The grass is green. The sky is blue. " * 3, "Here we go.", "There and back again, " * 4 + "the end."]
 
 
 def token_by_token(backend, context, continuation):
@@ -26,6 +26,12 @@ def lm(request, tmp_path_factory):
 
 def test_rolling_equals_token_by_token(lm):
     got = lm.loglikelihood_rolling([Req(args=(t,)) for t in TEXTS])
+    lm.pack_unshared = True        # the GPU layout: all documents in one padded batch
+    try:
+        packed = lm.loglikelihood_rolling([Req(args=(t,)) for t in TEXTS])
+    finally:
+        lm.pack_unshared = False
+    assert packed == pytest.approx(got, abs=1e-3)
     for t, g in zip(TEXTS, got):
         want, _ = token_by_token(lm.backend, lm.prefix_ids, t.encode())
         assert abs(g - want) < 1e-3 * max(1.0, abs(want)), (t, g, want)
