@@ -6,9 +6,10 @@ on 2 CPU cores. Here the context streams through the state with last-token logit
 stack before the last reset boundary) and the continuation goes through `prefill(ids, state, logits="all")`
 `segment` tokens at a time, so memory stays bounded by the segment whatever the document's length.
 
-Requests that share a context (multiple choice; every rolling document, whose context is the one prefix token)
-run as one batch: the shared context is prefilled once and its state copied into one row per continuation;
-rows are padded at the end, which causal models never see from earlier positions.
+Requests that share a context (multiple choice) prefill it once: its state is copied into one row per
+continuation (batch_size rows per call, the template kept for the next call). Rolling documents (whose shared
+context is one prefix token) run one per call on CPU and packed on GPUs; rows are padded at the end, which causal
+models never see from earlier positions.
 """
 from __future__ import annotations
 
@@ -112,8 +113,9 @@ class HFSpans:
         cache = state["cache"]
         if cache is None or not hasattr(cache, "batch_repeat_interleave"):
             raise NotImplementedError
+        cache = copy.deepcopy(cache)          # the template stays as it is for the next batch
         cache.batch_repeat_interleave(n)
-        return state
+        return {"cache": cache}
 
 
 class StepSpans:
@@ -220,34 +222,40 @@ def score_spans(model: SpanModel, spans: Sequence[Span], segment: int = DEFAULT_
             raise BadInputError("every span needs a non-empty context and continuation")
         check_fits(len(s.context) + len(s.continuation) - 1, model.max_length, "a log-likelihood request")
     batches = _plan(spans, batch_size, batch_tokens, segment, pack_unshared)
-    total = sum(len(spans[b[0]].context) - 1 + sum(len(spans[i].continuation) for i in b) for b in batches)
+    total = sum(len(c) - 1 for c in {s.context for s in spans}) + sum(len(s.continuation) for s in spans)
     bar = progress_bar(total, desc, progress)
     out: list[SpanScore | None] = [None] * len(spans)
+    memo: dict = {}   # the last shared context's prefilled state (batches of one context are consecutive)
     try:
         with torch.inference_mode():
             for b in batches:
-                for i, score in zip(b, _score_batch(model, [spans[i] for i in b], segment, bar)):
+                for i, score in zip(b, _score_batch(model, [spans[i] for i in b], segment, bar, memo)):
                     out[i] = score
     finally:
         bar.close()
     return out  # type: ignore[return-value]
 
 
-def _shared_state(model: SpanModel, ctx: tuple[int, ...], n: int, total_length: int, segment: int, bar):
-    """State after ctx[:-1] for n rows: prefilled once and copied when the model can copy states."""
+def _shared_state(model: SpanModel, ctx: tuple[int, ...], n: int, total_length: int, segment: int, bar,
+                  memo: dict):
+    """State after ctx[:-1] for n rows. The context is prefilled once into a batch-1 template that is kept for
+    the next batches with the same context (memo) and copied into the n rows; a model that cannot copy states
+    prefills the n rows together instead."""
     import torch
     head = torch.as_tensor(np.asarray(ctx[:-1], dtype=np.int64))[None]          # [1, Lc-1]
-    rows = n
-    if head.shape[1] and n > 1:  # prefill once, copy n times (else: prefill n identical rows)
-        try:
-            state = model.new_state(1, total_length)
-            _feed_head(model, state, head, segment, bar)
-            return model.expand(state, n)
-        except NotImplementedError:
-            pass
-    state = model.new_state(rows, total_length)
     if head.shape[1]:
-        _feed_head(model, state, head.expand(rows, -1), segment, bar if rows == 1 else None)
+        try:
+            if memo.get("ctx") != ctx:
+                memo.clear()
+                template = model.new_state(1, total_length)
+                _feed_head(model, template, head, segment, bar)
+                memo.update(ctx=ctx, state=template)
+            return model.expand(memo["state"], n)
+        except NotImplementedError:
+            memo.clear()
+    state = model.new_state(n, total_length)
+    if head.shape[1]:
+        _feed_head(model, state, head.expand(n, -1), segment, bar if n == 1 else None)
     return state
 
 
@@ -258,13 +266,13 @@ def _feed_head(model, state, head, segment: int, bar) -> None:
             bar.update(min(segment, head.shape[1] - s))
 
 
-def _score_batch(model: SpanModel, batch: list[Span], segment: int, bar) -> list[SpanScore]:
+def _score_batch(model: SpanModel, batch: list[Span], segment: int, bar, memo: dict) -> list[SpanScore]:
     import torch
     ctx = batch[0].context
     n, width = len(batch), max(len(s.continuation) for s in batch)
     if n > 1 and not model.batched:  # StepSpans: one row at a time
-        return [x for s in batch for x in _score_batch(model, [s], segment, bar)]
-    state = _shared_state(model, ctx, n, len(ctx) + width, segment, bar)
+        return [x for s in batch for x in _score_batch(model, [s], segment, bar, memo)]
+    state = _shared_state(model, ctx, n, len(ctx) + width, segment, bar, memo)
     x = np.zeros((n, width), dtype=np.int64)            # input: last context token, then the continuation
     y = np.full((n, width), -1, dtype=np.int64)         # targets; -1 = padding
     for r, s in enumerate(batch):
