@@ -1,10 +1,11 @@
 """Perplexity against context length on a long text (`ramba-eval ppl`), offline.
 
-For each context length L, windows of the corpus' token ids are scored with per-position logits in segmented
-prefills (evals/lm_scoring.py):
-  nonoverlapping  windows [iL, (i+1)L): every token after the window's first is scored (contexts 1..L-1)
-  sliding         windows of L tokens every S = L*stride tokens: only their last S tokens are scored, so each
-                  scored token sees at least L-S tokens of context
+For each context length L, `windows` windows of L tokens are scored with per-position logits in segmented
+prefills (evals/lm_scoring.py). They start at evenly spaced points of the text, the same for every L (so a longer
+L reads more of the same passages, not other ones), and never overlap:
+  nonoverlapping  every token after the window's first is scored (contexts 1..L-1: the average over positions)
+  sliding         only the last S = L*stride tokens are scored, so each sees at least L-S tokens of context
+                  (the scored part of a stride-S sliding evaluation)
 Rows (one per mode and length) go to ppl.jsonl in the output folder, with ppl_meta.json beside it; the report
 draws perplexity against L. Lengths beyond what the text holds are an error, never a silent cut.
 """
@@ -84,16 +85,13 @@ class PPLRow:
 
 
 def windows_for(n_ids: int, length: int, mode: str, count: int, stride: float) -> list[tuple[int, int]]:
-    """(start, first scored offset within the window) per window; DoesNotFitError when the text is too short."""
-    if mode == "nonoverlapping":
-        need, wins = count * length, [(i * length, 1) for i in range(count)]
-    else:
-        s = max(1, int(length * stride))
-        need, wins = (count - 1) * s + length, [(j * s, length - s) for j in range(count)]
-    if need > n_ids:
-        raise DoesNotFitError(f"{mode} perplexity at {length} tokens x {count} windows needs {need} tokens but the "
-                              f"corpus has {n_ids}; use fewer windows, shorter lengths or a longer corpus")
-    return wins
+    """(start, first scored offset within the window) per window. Windows start at `count` evenly spaced points
+    of the text, the same for every length, so every length reads the same parts of the corpus."""
+    if length > n_ids // count:
+        raise DoesNotFitError(f"{mode} perplexity at {length} tokens x {count} windows needs {length * count} "
+                              f"tokens but the corpus has {n_ids}; use fewer windows, shorter lengths or a longer corpus")
+    first = 1 if mode == "nonoverlapping" else length - max(1, int(length * stride))
+    return [(i * (n_ids // count), first) for i in range(count)]
 
 
 def measure(spans_model, ids: np.ndarray, cfg: PPLConfig, progress: bool = True) -> list[PPLRow]:

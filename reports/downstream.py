@@ -56,10 +56,11 @@ def write_ppl_report(folder, out_dir=None) -> dict:
     label = Path(str(meta["model"]).split(":", 1)[-1]).name or meta["model"]
     blocks = [Block("h1", f"perplexity vs context length: {folder.name}"),
               Block("p", f"Model `{meta['model']}` (tokenizer {meta['tokenizer']}), corpus **{cfg['corpus']}** "
-                         f"({meta['corpus_tokens']:,} tokens), {cfg['windows']} window(s) per length. "
-                         "*nonoverlapping*: every token of each window after its first is scored; *sliding*: "
-                         f"windows every {cfg['stride']:g} x L tokens, only their last part scored (context >= "
-                         f"{1 - cfg['stride']:g} x L). git {meta.get('git_sha')}."),
+                         f"({meta['corpus_tokens']:,} tokens), {cfg['windows']} window(s) per length, starting at evenly "
+                         "spaced points of the text (the same for every length). *nonoverlapping*: every token "
+                         "of a window after its first is scored; *sliding*: only its last "
+                         f"{cfg['stride']:g} x L tokens (context >= {1 - cfg['stride']:g} x L). "
+                         f"git {meta.get('git_sha')}."),
               Block("table", table=tab),
               Block("img", "perplexity vs context length",
                     path=ppl_plot({label: df}, out / "plots" / "ppl_vs_context.png", f"{label} on {cfg['corpus']}"))]
