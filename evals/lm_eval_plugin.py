@@ -119,7 +119,7 @@ class RambaLM(LM):
     def generate_until(self, requests) -> list[str]:
         tok = self.backend.tokenizer
         contexts = [tok.encode(r.args[0]) or list(self.prefix_ids) for r in requests]
-        bar = lm_scoring.progress_bar(len(requests), "generate_until", self.progress)
+        bar = lm_scoring.progress_bar(len(requests), "generate_until", self.progress, unit="req")
         out = []
         try:
             for r, ids in zip(requests, contexts):

@@ -177,11 +177,11 @@ class _NoBar:
         pass
 
 
-def progress_bar(total: int, desc: str, enabled: bool = True):
+def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "tok"):
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="tok", unit_scale=True, smoothing=0.1)
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "tok", smoothing=0.1)
 
 
 def _plan(spans: Sequence[Span], batch_size: int, batch_tokens: int, segment: int,
