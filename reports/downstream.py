@@ -16,11 +16,11 @@ def ppl_plot(curves: dict[str, pd.DataFrame], path: Path, title: str, trained: i
     from ramba.reports.plots import _length_axis, _save, plt
     fig, ax = plt.subplots(figsize=(7, 4.2))
     lengths = set()
-    for label, df in curves.items():
+    for k, (label, df) in enumerate(curves.items()):   # one colour per model, the line style says the mode
         for mode, g in df.groupby("mode"):
             g = g.sort_values("context_length")
             ax.plot(g["context_length"], g["ppl"], marker="o", linestyle="-" if mode == "nonoverlapping" else "--",
-                    label=f"{label} ({mode})")
+                    color=f"C{k}", label=f"{label} ({mode})")
             lengths |= set(g["context_length"])
     if trained:
         ax.axvline(trained, color="grey", linewidth=0.8, linestyle=":")
