@@ -1,7 +1,6 @@
 """lm-eval both ways, offline on CPU: its own RULER task on our model, our model on each request type, and an
 `hf` model on our exported tasks; every score is checked against what our own code computes on the same samples."""
 import json
-import math
 from pathlib import Path
 
 import pytest
