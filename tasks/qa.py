@@ -9,9 +9,9 @@ Data: a local file in the upstream schema, read through `datasets` (nothing is d
 tests/fixtures/qa/ holds tiny files in both schemas (our own text).
 
 Prompt (RULER's wording): the instruction, then documents "Document:\n{text}" separated by blank lines, then the
-question and "Answer:". The gold documents of the sample's question are placed at the depth; the rest of the
-context is filled with documents drawn from the whole file (i.i.d., like our other haystacks, so documents are
-not numbered and the last one is cut to reach the exact length). Scoring: RULER's string_match_part (any
+question and "Answer:". The rest of the context is filled with whole documents drawn from the file (i.i.d., not
+numbered); the first keeps only its tail so the prompt has the exact length, and the gold document(s) of the
+question go between whole documents at the depth (0 = first, 1 = just before the question). Scoring: RULER's string_match_part (any
 reference answer found in the output, case-insensitive); teacher-forced: the first reference, token by token.
 """
 from __future__ import annotations
@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ramba.errors import BadInputError
-from ramba.tasks.assemble import make_layout
-from ramba.tasks.base import GridTask, Sample, check_depths, check_lengths, check_seed, register_task, rng_for
-from ramba.tasks.cache import MEMORY_MAX_TOKENS
-from ramba.tasks.haystack import register_pool
+import numpy as np
+
+from ramba.errors import DoesNotFitError
+from ramba.tasks.assemble import as_ids
+from ramba.tasks.base import (GridTask, Sample, check_depths, check_lengths, check_seed, make_sample_id,
+                              register_task, rng_for)
+from ramba.tasks.cache import MEMORY_MAX_TOKENS, prompt_source
 from ramba.tasks.metrics import check_convention, string_match_part, teacher_forced_match
-from ramba.tasks.sampling import layout_sample
-from ramba.tasks.tokenizers import Tokenizer
+from ramba.tasks.tokenizers import Tokenizer, encode_batch
 
 GENERATOR_VERSION = 1
 INSTRUCTION = ("Answer the question based on the given documents. Only give me the answer and do not output any "
@@ -127,21 +129,26 @@ class QATask(GridTask):
         length, depth = check_lengths([length])[0], check_depths([depth])[0]
         seed, index = check_seed(seed), check_seed(index)
         path, data = self.data()
-        pool = f"qa_docs:{data.digest[:16]}"
-        register_pool(pool, lambda: [DOCUMENT.format(text=d) for d in data.documents])
         config = {"task": self.name, "version": GENERATOR_VERSION, "data_sha256": data.digest}
         rng = rng_for("sample", self.name, seed, length, repr(depth), index, data.digest)
         item = data.items[int(rng.integers(len(data.items)))]
-        gold = tokenizer.encode("".join(DOCUMENT.format(text=g) for g in item.gold))
-        layout = make_layout(length, tokenizer.encode(INSTRUCTION), [(depth, gold)],
-                             tokenizer.encode(QUESTION.format(question=item.question)), self.name)
+        pieces, gold_pos = _assemble(tokenizer, data, item, length, depth, rng, self.name)
+
+        def build(emit):
+            for piece in pieces:
+                emit(piece)
+
         answer_text = " " + item.answers[0]
+        fp = tokenizer.fingerprint()
+        source = prompt_source(build, length, {**config, "tokenizer": fp, "seed": seed, "length": length,
+                                               "depth": repr(depth), "index": index}, self.memory_max_tokens)
         meta = {"references": list(item.answers), "question": item.question, "metric": "string_match_part",
-                "max_new_tokens": 32, "data_file": os.path.basename(path), "data_sha256": data.digest[:16]}
-        return layout_sample(name=self.name, config=config, tokenizer=tokenizer, length=length, depth=depth,
-                             seed=seed, index=index, layout=layout, filler=pool, answer_text=answer_text,
-                             answer_ids=tokenizer.encode(answer_text), meta=meta,
-                             memory_max_tokens=self.memory_max_tokens)
+                "max_new_tokens": 32, "data_file": os.path.basename(path), "data_sha256": data.digest[:16],
+                "documents": len(pieces) - 2, "tokenizer": tokenizer.name, "tokenizer_fingerprint": fp[:16]}
+        return Sample(task=self.name, length=length, depth=depth, seed=seed, index=index,
+                      sample_id=make_sample_id(self.name, length, depth, seed, index),
+                      answer_ids=tuple(tokenizer.encode(answer_text)), answer_text=answer_text,
+                      needle_token_pos=gold_pos, meta=meta, source=source)
 
     def score(self, sample: Sample, prediction: Any, convention: str = "generated") -> dict:
         check_convention(convention)
@@ -153,6 +160,45 @@ class QATask(GridTask):
                     "pred": prediction, "target": sample.meta["references"]}
         ok, frac = teacher_forced_match(prediction, sample.answer_ids)
         return {"convention": convention, "score": float(ok), "correct": ok, "positions_correct": frac}
+
+
+_ENCODED: dict = {}
+
+
+def _encoded_documents(tokenizer: Tokenizer, data: QAData) -> list[np.ndarray]:
+    key = (data.digest, tokenizer.fingerprint())
+    if key not in _ENCODED:
+        _ENCODED[key] = [as_ids(x) for x in encode_batch(tokenizer, [DOCUMENT.format(text=d) for d in data.documents])]
+    return _ENCODED[key]
+
+
+def _assemble(tokenizer, data: QAData, item: QAItem, length: int, depth: float, rng, what: str):
+    """Token pieces of the prompt (instruction, documents, question) summing to exactly `length`, and the gold
+    block's token position. Whole distractor documents are drawn until the budget is filled; the first one keeps
+    only its tail so the total is exact, and the gold block goes between whole documents at the depth
+    (0 = first, 1 = just before the question)."""
+    pre = as_ids(tokenizer.encode(INSTRUCTION))
+    post = as_ids(tokenizer.encode(QUESTION.format(question=item.question)))
+    gold = as_ids(tokenizer.encode("".join(DOCUMENT.format(text=g) for g in item.gold)))
+    budget = length - len(pre) - len(post) - len(gold)
+    if budget < 0:
+        raise DoesNotFitError(f"length {length} is too small for {what}: its instruction, question and gold "
+                              f"document(s) take {length - budget} tokens; use a length >= {length - budget}")
+    docs = _encoded_documents(tokenizer, data)
+    gold_set = set(item.gold)
+    pool = [i for i, d in enumerate(data.documents) if d not in gold_set] or list(range(len(docs)))
+    chosen, total = [], 0
+    while total < budget:
+        d = docs[pool[int(rng.integers(len(pool)))]]
+        chosen.append(d)
+        total += len(d)
+    if chosen:
+        chosen[0] = chosen[0][total - budget:]          # keep the tail: every later document is whole
+    whole = len(chosen) - 1 if chosen else 0
+    k = 1 + int(round(depth * whole)) if chosen else 0   # after the partial first document
+    body = chosen[:k] + [gold] + chosen[k:]
+    pos = len(pre) + sum(len(x) for x in chosen[:k])
+    return [pre, *body, post], pos
 
 
 register_task(QATask("qa_1", load_squad))

@@ -24,6 +24,10 @@ def test_exact_length_gold_document_and_answer(task):
         assert len(s.prompt_ids()) == s.length
         assert text.startswith("Answer the question") and text.endswith("Answer:")
         assert s.meta["question"] in text and any(r in text for r in s.meta["references"])
+        at = tok.decode(s.prompt_ids()[s.needle_token_pos:].tolist())
+        assert at.startswith("Document:\n") and any(r in at.split("Document:")[1] or r in at for r in s.meta["references"])
+        before = tok.decode(s.prompt_ids()[:s.needle_token_pos].tolist())
+        assert before.endswith("\n\n")    # the gold block starts between whole documents
         assert s.answer_text == " " + s.meta["references"][0]
         res = get_task(task).score(s, " " + s.meta["references"][-1].upper() + ".", "generated")
         assert res["correct"] and res["metric"] == "string_match_part"
