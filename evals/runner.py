@@ -49,7 +49,8 @@ def resolve_model_id(model: str | None) -> str | None:
     return resolve_path(model) if model else model
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepare(cfg: RunConfig, backend=None) -> Prepared:
+    """backend: reuse one already loaded for the same model (a suite's tasks share it)."""
     from ramba.tasks import get_task
     from ramba.evals import defaults
 
@@ -66,9 +67,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     spec = fault.active()
     fingerprint = weights_fingerprint(model_id) if model_id else None
     _check_resume(pf.out_dir, fingerprint, spec)  # before loading: a refusal should not cost a model load
-    backend = fault.wrap(load_backend(pf.backend, model_id, device=device, tokenizer=tokenizer,
-                                      trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
-                                      **cfg.backend_options()), spec)
+    if backend is None:
+        backend = fault.wrap(load_backend(pf.backend, model_id, device=device, tokenizer=tokenizer,
+                                          trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
+                                          **cfg.backend_options()), spec)
     if callable(getattr(backend, "check_fits", None)):   # memory budget: fail before anything is written
         import sys
         print(backend.check_fits(max(cfg.lengths)), file=sys.stderr)

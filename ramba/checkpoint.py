@@ -29,6 +29,9 @@ def save_pretrained(model, path) -> None:
     meta = {"format": "ramba", "arch": model.cfg.arch}
     atomic_write_bytes(path / WEIGHTS_FILE, save(state_dict_for_saving(model), metadata=meta))
     atomic_write_bytes(path / CONFIG_FILE, (model.cfg.to_json() + "\n").encode())
+    if model.cfg.vocab_size == 256:  # the byte tokenizer in the HF format, for tools that load it by folder
+        from ramba.tasks.hf_byte_tokenizer import write_tokenizer_files
+        write_tokenizer_files(path)
 
 
 def load_config(path) -> RambaConfig:

@@ -15,7 +15,7 @@ from ramba.evals.lock import effective_status
 from ramba.atomic import atomic_write_text
 from ramba.reports import plots
 from ramba.reports.load import load_results
-from ramba.reports.stats import accuracy_table, compare, efficiency_table
+from ramba.reports.stats import accuracy_table, compare, efficiency_table, has_partial_scores
 
 _STATUS_NOTE = {
     "interrupted": " (the run stopped before finishing: Ctrl-C, kill or crash; rerun the same command to resume)",
@@ -47,11 +47,13 @@ def shown_text(text: str, ids, tokenizer: str | None) -> str:
     return f"'{out}'"
 
 
-def _acc_rows(acc: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _acc_rows(acc: pd.DataFrame, keys: list[str], partial: bool = False) -> pd.DataFrame:
     out = pd.DataFrame({k: acc[k] for k in keys})
     if "length" in out:
         out["length"] = [format_length(int(v)) for v in out["length"]]
     out["accuracy"] = [f"{a:.1%}" for a in acc["acc"]]
+    if partial:  # RULER's string_match_all mean: the fraction of expected values found, beside all-or-nothing
+        out["mean score"] = [f"{a:.1%}" for a in acc["score"]]
     out["95% CI"] = [f"[{lo:.1%}, {hi:.1%}]" for lo, hi in zip(acc["lo"], acc["hi"])]
     out["correct / n"] = [f"{k}/{n}" for k, n in zip(acc["k"], acc["n"])]
     return out
@@ -74,14 +76,19 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
                    f"git {meta.get('git_sha')}, updated {meta.get('updated_at')}."),
         Block("p", "Conventions: *generated* = greedy output scored by the task; *teacher_forced* = the argmax "
                    "matches the answer at every answer position with the answer fed in. Both come from one "
-                   "prefill per sample. Intervals are 95% Wilson score intervals."),
+                   "prefill per sample. Intervals are 95% Wilson score intervals."
+                   + (" *mean score* is the task's partial score averaged over samples (RULER's "
+                      "string_match_all: the fraction of expected values found); accuracy counts a sample only "
+                      "when all are found." if has_partial_scores(df) else "")),
     ]
+    partial = has_partial_scores(df)
     overall = accuracy_table(df, ["convention"])
     by_len = accuracy_table(df, ["convention", "length"])
     by_cell = accuracy_table(df, ["convention", "depth", "length"])
     eff = efficiency_table(df)
-    blocks += [Block("h2", "Summary"), Block("table", table=_acc_rows(overall, ["convention"])),
-               Block("h2", "Accuracy by length"), Block("table", table=_acc_rows(by_len, ["convention", "length"])),
+    blocks += [Block("h2", "Summary"), Block("table", table=_acc_rows(overall, ["convention"], partial)),
+               Block("h2", "Accuracy by length"),
+               Block("table", table=_acc_rows(by_len, ["convention", "length"], partial)),
                Block("img", "accuracy vs length", path=plots.accuracy_vs_length(
                    by_len, plot_dir / "accuracy_vs_length.png", title)),
                Block("h2", "Depth x length"),

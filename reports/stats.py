@@ -38,9 +38,12 @@ def newcomb(k_new: int, n_new: int, k_base: int, n_base: int, z: float = Z95) ->
 
 
 def accuracy_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """One row per group: n, correct, acc, lo, hi (95% Wilson)."""
+    """One row per group: n, correct, acc, lo, hi (95% Wilson), score (mean partial score, e.g. RULER's
+    string_match_all fraction; equals acc for all-or-nothing tasks)."""
     g = df.groupby(by, sort=True)["correct"].agg(["size", "sum"]).reset_index()
     g = g.rename(columns={"size": "n", "sum": "k"})
+    if "score" in df:
+        g["score"] = df.groupby(by, sort=True)["score"].mean().to_numpy()
     g["k"] = g["k"].astype(int)
     g["acc"] = g["k"] / g["n"]
     ci = [wilson(int(k), int(n)) for k, n in zip(g["k"], g["n"])]
@@ -72,3 +75,10 @@ def compare(now: pd.DataFrame, base: pd.DataFrame, on: tuple[str, ...] = ("conve
     m["d_hi"] = [x[2] for x in diffs]
     m["flag"] = ["regression" if hi < 0 else "improvement" if lo > 0 else "" for _, lo, hi in diffs]
     return m
+
+
+def has_partial_scores(df: pd.DataFrame) -> bool:
+    """True when some record's score is neither 0 nor 1 or disagrees with `correct` (partial credit)."""
+    if "score" not in df:
+        return False
+    return bool((df["score"].astype(float) != df["correct"].astype(float)).any())

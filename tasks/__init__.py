@@ -15,6 +15,7 @@ from ramba.tasks import passkey as _passkey  # noqa: F401  (registers "passkey")
 from ramba.tasks.passkey import PASSKEY_TEMPLATES, PasskeyTask, passkey_row
 from ramba.tasks import niah as _niah  # noqa: F401,E402  (registers the RULER variants: niah_*, vt)
 from ramba.tasks import aggregation as _aggregation  # noqa: F401,E402  (registers the RULER variants cwe, fwe)
+from ramba.tasks import qa as _qa  # noqa: F401,E402  (registers RULER qa_1 / qa_2 over local SQuAD / HotpotQA files)
 
 __all__ = ["TASKS", "Sample", "Task", "derive_seed", "get_task", "list_tasks", "make_sample_id", "register_task",
            "rng_for", "ByteTokenizer", "HFTokenizer", "Tokenizer", "load_tokenizer", "PASSKEY_TEMPLATES",

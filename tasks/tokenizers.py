@@ -155,6 +155,9 @@ def load_tokenizer(spec: str) -> Tokenizer:
         raise BadInputError(f"tokenizer path {spec!r} is not readable: fix its permissions or {_FIX}")
     if os.path.isfile(path):
         return HFTokenizer(_load_bare(path), name=f"hf:{os.path.basename(os.path.dirname(path))}")
+    from ramba.tasks.hf_byte_tokenizer import is_byte_tokenizer_dir
+    if is_byte_tokenizer_dir(path):  # our byte tokenizer in the HF format (checkpoint folders): same ids
+        return ByteTokenizer()
     name = f"hf:{os.path.basename(path.rstrip(os.sep))}"
     has_config = any(os.path.isfile(os.path.join(path, f))
                      for f in ("tokenizer_config.json", "config.json", "vocab.json", "tokenizer.model"))

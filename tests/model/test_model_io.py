@@ -21,7 +21,8 @@ def ckpt(tmp_path_factory):
 
 def test_round_trip_same_logits(ckpt):
     path, model = ckpt
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
+                                                      "tokenizer_config.json"]
     loaded = RambaModel.from_pretrained(str(path))
     ids = torch.randint(0, 256, (1, 80), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
