@@ -73,7 +73,7 @@ def _finish_suite(suite, dry_run: bool, progress: bool) -> None:
         typer.echo("\n".join(plans))
         return
     from ramba.evals.runner import run
-    from ramba.evals.ruler_suite import write_suite_file
+    from ramba.evals.suite import write_suite_file
     suite.out_dir().mkdir(parents=True, exist_ok=True)
     write_suite_file(suite)
     for r in suite.runs:
