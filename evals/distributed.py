@@ -20,6 +20,7 @@ of ranks) resumes. `RAMBA_EVAL_DIST_TIMEOUT` (seconds, default 7200) bounds each
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -164,10 +165,12 @@ def close_group() -> None:
 
 
 def process_group(ranks: Ranks, device: str) -> Group:
-    """One group per process (a suite's runs share it); torch tears it down at exit."""
+    """One group per process (a suite's runs share it), destroyed at exit: left to the C++ destructors, gloo's
+    threads abort the process ("terminate called without an active exception") after a successful run."""
     global _GROUP
     if _GROUP is None:
         _GROUP = Group(ranks, device)
+        atexit.register(close_group)
     return _GROUP
 
 
