@@ -135,3 +135,16 @@ def test_ranks_from_torchrun_env():
     for bad in ({"RANK": "4", "WORLD_SIZE": "4"}, {"RANK": "x", "WORLD_SIZE": "2"}, {"RANK": "0", "WORLD_SIZE": "0"}):
         with pytest.raises(distributed.BadInputError):
             distributed.from_env(bad)
+
+
+def test_the_2gpu_benchmark_runs_its_cpu_path(tmp_path):
+    """benchmarks/distributed/bench_sweep.py --smoke: the same two commands as on 2 GPUs, on gloo."""
+    record = tmp_path / "rec" / "smoke.json"
+    res = _cli([sys.executable, str(ROOT / "benchmarks/distributed/bench_sweep.py"), "--smoke",
+                "--work", str(tmp_path / "work"), "--record", str(record)])
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    rec = json.loads(record.read_text())
+    assert rec["torchrun"]["backend"] == "gloo" and rec["nproc"] == 2 and rec["machine"]["git_sha"]
+    assert rec["records_match"]["identical"] and rec["one_process"]["samples"] == rec["torchrun"]["samples"] == 18
+    assert all(r["status"] == "complete" and len(r["rank_wall_s"]) == 2 for r in rec["torchrun"]["runs"].values())
+    assert rec["speedup"] > 0 and rec["target"] == 1.8
