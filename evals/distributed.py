@@ -137,19 +137,18 @@ class Group:
         return out
 
     def agreed(self, fn):
-        """fn() on every rank; when any rank raises, every rank raises (the first failing rank's one line), so
-        that no rank waits in a later collective for one that gave up. A bug keeps its traceback where it is."""
+        """fn() on every rank; when any rank raises, every rank raises (its own error, else the first failing
+        rank's one line), so that no rank waits in a later collective for one that gave up."""
         try:
             value, err = fn(), None
         except Exception as e:  # noqa: BLE001  (every rank must reach the all_gather below)
             value, err = None, e
         said = self.all_gather(None if err is None else " ".join(str(err).split()) or type(err).__name__)
+        if err is not None:
+            raise err
         for r, msg in enumerate(said):
-            if msg is None:
-                continue
-            if err is not None and (r == self.ranks.rank or isinstance(err, RambaEvalError)):
-                raise err
-            raise RambaEvalError(f"rank {r}: {msg}")
+            if msg is not None:
+                raise RambaEvalError(f"rank {r}: {msg}")
         return value
 
 
@@ -293,11 +292,13 @@ def _run_shard(p, ranks: Ranks, group: Group, mine: list, done: dict, plan: Shar
             runner.run_samples(p, mine, done, path, session, bar, job)
     except KeyboardInterrupt:
         stop.hold()
+        lost = ""
         if ranks.is_main:
-            _finish(p, ranks, group, plan, order, None, interrupted=True, own=_outcome(ranks, p, session, mine, t0,
-                                                                                  "interrupted", None))
-        raise runner.RunInterrupted(f"interrupted; finished samples are saved in {p.out_dir} and rerunning the "
-                                    "same command resumes the run") from None
+            own = _outcome(ranks, p, session, mine, t0, "interrupted", None)
+            missing = _finish(p, ranks, group, plan, order, None, interrupted=True, own=own)
+            lost = f": {len(missing)} sample(s) missing (listed in {p.out_dir / 'meta.json'})"
+        raise runner.RunInterrupted(f"interrupted{lost}; finished samples are saved in {p.out_dir} and rerunning "
+                                    "the same command resumes the run") from None
     except Exception as e:  # noqa: BLE001  (the other ranks' work goes on; rank 0 records this one's error)
         err = runner._as_user_error(e, p, session.sample)
         if err is None:
@@ -321,22 +322,25 @@ def _dist_meta(ranks: Ranks, group: Group, plan: ShardPlan, outcomes: list | Non
 
 
 def _finish(p, ranks: Ranks, group: Group, plan: ShardPlan, order: list[str], outcomes: list | None,
-            interrupted: bool = False, own: dict | None = None) -> None:
-    """Rank 0: merge every record file into records.jsonl and write the final meta; raise unless complete.
+            interrupted: bool = False, own: dict | None = None) -> tuple[str, ...]:
+    """Rank 0: merge every record file into records.jsonl and write the final meta; raise unless complete
+    (or interrupted: then it returns the missing sample ids, for the caller's message).
     outcomes None: some rank did not report (it died), or this rank was interrupted (`own` is its outcome)."""
     from ramba.evals import runner
     out = p.out_dir
     reported = outcomes if outcomes is not None else [own] if own else []
-    ended = outcomes is not None and all(o["status"] == "complete" for o in outcomes)
-    # Rank files go only once no rank can write any more and their rows are in records.jsonl.
-    result = merge.merge_folder(out, order, remove_rank_files=ended)
     failed = [o for o in reported if o["status"] == "failed"]
-    status = "failed" if failed else "complete" if ended and not result.missing else "interrupted"
+    missing = merge.missing_samples(order, merge.read_all(out))
+    # A rank that died after its last record leaves nothing missing: the run is complete all the same.
+    status = "failed" if failed else "interrupted" if missing or interrupted else "complete"
+    # Complete: no rank has anything left to write, so the rank files can go once merged.
+    result = merge.merge_folder(out, order, remove_rank_files=status == "complete")
     extra: dict = {"missing": list(result.missing)}
     if failed:
         extra["error"] = "; ".join(f"rank {o['rank']}: {o['error']}" for o in failed)[:500]
     elif outcomes is None and not interrupted:
-        extra["note"] = "a rank stopped before reporting (killed or crashed); rerun to resume"
+        extra["note"] = "a rank stopped before reporting (killed or crashed)" + ("; rerun to resume"
+                                                                                  if result.missing else "")
     write_meta(out, runner._meta(p, status, read_meta(out), warmup_s=sum(o["warmup_s"] for o in reported),
                                  distributed=_dist_meta(ranks, group, plan, reported or None), **extra))
     if status != "complete" and p.cfg.report:
@@ -346,6 +350,7 @@ def _finish(p, ranks: Ranks, group: Group, plan: ShardPlan, order: list[str], ou
     if status == "interrupted" and not interrupted:
         raise runner.RunInterrupted(f"a rank stopped before the end: {len(result.missing)} sample(s) missing "
                                     f"(listed in {out / 'meta.json'}); rerunning the same command resumes")
+    return result.missing
 
 
 def _report_anyway(out: Path) -> None:

@@ -52,8 +52,8 @@ class CorruptLogits:
     def __getattr__(self, name):  # name, model_id, tokenizer, device, segment, model, meta...
         return getattr(self._inner, name)
 
-    def reset(self) -> None:
-        self._inner.reset()
+    def reset(self, prompt_length: int | None = None) -> None:
+        self._inner.reset(prompt_length=prompt_length)   # every backend takes it (RAMba's end-anchored grid)
         self._fresh = True
 
     def _out(self, logits):

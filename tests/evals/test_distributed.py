@@ -68,7 +68,8 @@ def test_a_killed_rank_loses_only_its_unfinished_samples_and_resumes(tmp_path):
     config, out = _config(tmp_path), tmp_path / "killed"
     res = _torchrun(2, config, out, env={"RAMBA_EVAL_KILL": "1:2"})   # rank 1 dies after its 2nd sample
     assert res.returncode != 0
-    assert "sample(s) missing" in res.stderr, res.stderr[-3000:]
+    assert "sample(s) missing" in res.stderr and "rerunning the same command resumes" in res.stderr, \
+        res.stderr[-3000:]
     meta = read_meta(out)
     plan = json.loads((out / "plan.json").read_text())
     dead = set(plan["shards"][1][2:])                                 # rank 1's unfinished samples
@@ -148,3 +149,23 @@ def test_the_2gpu_benchmark_runs_its_cpu_path(tmp_path):
     assert rec["records_match"]["identical"] and rec["one_process"]["samples"] == rec["torchrun"]["samples"] == 18
     assert all(r["status"] == "complete" and len(r["rank_wall_s"]) == 2 for r in rec["torchrun"]["runs"].values())
     assert rec["speedup"] > 0 and rec["target"] == 1.8
+
+
+def _group(rank, said_by_others):
+    """A Group whose all_gather returns what the other ranks 'said' (no process group needed)."""
+    g = object.__new__(distributed.Group)
+    g.ranks = distributed.Ranks(rank, len(said_by_others), rank)
+    g.all_gather = lambda mine: [mine if r == rank else s for r, s in enumerate(said_by_others)]
+    return g
+
+
+def test_agreed_stops_every_rank_when_one_fails():
+    from ramba.errors import BadInputError, RambaEvalError
+    assert _group(0, [None, None]).agreed(lambda: 42) == 42
+    with pytest.raises(RambaEvalError, match="rank 1: out of memory"):     # rank 0 is fine, rank 1 is not
+        _group(0, [None, "out of memory"]).agreed(lambda: 42)
+
+    def bad():
+        raise BadInputError("no such task")
+    with pytest.raises(BadInputError, match="no such task"):              # a rank's own error, as it was
+        _group(1, ["other", None]).agreed(bad)
