@@ -58,8 +58,11 @@ def _finish(cfg, dry_run: bool, progress: bool) -> None:
     if dry_run:
         typer.echo(_plan_one(cfg))
         return
+    from ramba.evals.distributed import is_main
     from ramba.evals.runner import run
     out = run(cfg, progress=progress)
+    if not is_main():  # under torchrun, rank 0 speaks and writes the report
+        return
     typer.echo(f"results: {out}")
     if cfg.report:
         _report_one(out)
@@ -72,16 +75,21 @@ def _finish_suite(suite, dry_run: bool, progress: bool) -> None:
         typer.echo(f"suite {suite.name}: {len(suite.runs)} run(s) into {suite.out_dir()}")
         typer.echo("\n".join(plans))
         return
+    from ramba.evals.distributed import is_main
     from ramba.evals.runner import run
     from ramba.evals.suite import write_suite_file
+    main = is_main()   # under torchrun every rank runs each run; rank 0 speaks and writes
     suite.out_dir().mkdir(parents=True, exist_ok=True)
-    write_suite_file(suite)
+    if main:
+        write_suite_file(suite)
     for r in suite.runs:
         out = run(r.cfg, progress=progress)
-        typer.echo(f"results: {out}")
-        if r.cfg.report:
-            _report_one(out)
-    typer.echo(f"suite: {suite.out_dir()}")
+        if main:
+            typer.echo(f"results: {out}")
+            if r.cfg.report:
+                _report_one(out)
+    if main:
+        typer.echo(f"suite: {suite.out_dir()}")
 
 
 @app.command()
@@ -218,13 +226,22 @@ def run_cmd(
     dtype: Optional[str] = typer.Option(None, "--dtype", help=_DTYPE_HELP + " (overrides the file)"),
     memory: Optional[str] = typer.Option(None, "--memory", help=_MEMORY_HELP + " (overrides the file)"),
     memory_dtype: Optional[str] = typer.Option(None, "--memory-dtype", help=_MEMORY_DTYPE_HELP + " (overrides the file)"),
+    launcher: Optional[str] = typer.Option(None, "--launcher", help="torchrun: re-run this command under torchrun, "
+                                           "the samples sharded across --nproc ranks", show_default="one process"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="processes (ranks) for --launcher torchrun; one "
+                                        "per GPU", show_default="the number of GPUs"),
 ):
     """Run the evaluation (or the suite of them) a YAML/TOML file describes; resumes a folder that holds it."""
     from pathlib import Path
     from ramba.evals.config import config_from_file_data, read_config_file
+    from ramba.evals.launcher import check, relaunch
     from ramba.evals.suite import is_suite_data, suite_from_data
+    ranks = check(launcher, nproc)
     path = Path(config)
     data = read_config_file(path)
+    if ranks is not None and not dry_run:  # the same command under torchrun, once the file reads
+        relaunch(ranks, ["run", config] + (["--out", out] if out else []) + (["--only", only] if only else [])
+                 + ([] if progress else ["--no-progress"]))
     if is_suite_data(data):
         if _memory_options(dtype, memory, memory_dtype):
             raise RambaEvalError("--dtype/--memory/--memory-dtype apply to single run configs; for a suite, set "

@@ -4,6 +4,10 @@
 by a hash of the prompt's first segment, so the same samples on every run and resume) the logits are rolled by one
 id, so their argmax is always wrong. The run's meta.json records the fault and reports show it; a folder run with
 one fault setting is never resumed with another.
+
+`RAMBA_EVAL_KILL=R:N` kills rank R (0 outside torchrun) by SIGKILL right after it has written the records of
+its N-th sample of the session, to prove that a dead rank loses only its unfinished samples and that a rerun
+resumes. It changes no result, so meta.json does not record it and a resume may drop it.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 from ramba.errors import BadInputError
 
 ENV_VAR = "RAMBA_EVAL_FAULT"
+KILL_VAR = "RAMBA_EVAL_KILL"
 
 
 def active() -> str | None:
@@ -48,7 +53,7 @@ class CorruptLogits:
         return getattr(self._inner, name)
 
     def reset(self, prompt_length: int | None = None) -> None:
-        self._inner.reset(prompt_length=prompt_length)
+        self._inner.reset(prompt_length=prompt_length)   # every backend takes it (RAMba's end-anchored grid)
         self._fresh = True
 
     def _out(self, logits):
@@ -73,3 +78,21 @@ class CorruptLogits:
 
 def wrap(backend, spec: str | None):
     return backend if not spec else CorruptLogits(backend, parse(spec))
+
+
+def kill_after() -> tuple[int, int] | None:
+    """(rank, samples) from RAMBA_EVAL_KILL=R:N, or None when unset."""
+    spec = os.environ.get(KILL_VAR, "").strip()
+    if not spec:
+        return None
+    r, _, n = spec.partition(":")
+    if not (r.isdigit() and n.isdigit() and int(n) >= 1):
+        raise BadInputError(f"{KILL_VAR}={spec!r} is not R:N (kill rank R after N samples); unset it")
+    return int(r), int(n)
+
+
+def maybe_kill(rank: int, samples_written: int) -> None:
+    target = kill_after()
+    if target is not None and target == (rank, samples_written):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -37,7 +37,8 @@ def check_out_dir(cfg: RunConfig) -> Path:
     out = cfg.out_dir()
     if out.exists() and not out.is_dir():
         raise BadInputError(f"output path {str(out)!r} is a file; pass a folder to --out")
-    if out.is_dir() and any(f.name != ".lock" for f in out.iterdir()):
+    # The lock and another rank's writability probe (checks.check_writable) are no one's results.
+    if out.is_dir() and any(f.name != ".lock" and not f.name.startswith(".ramba-eval-probe-") for f in out.iterdir()):
         meta = read_meta(out)
         if meta is None:
             raise BadInputError(f"output folder {str(out)!r} is not empty and holds no ramba-eval run; "

@@ -57,8 +57,9 @@ class SampleRecord:
 def append_records(path: Path, records: list[SampleRecord]) -> None:
     """Append the records of one sample in a single write: both conventions land together or not at all."""
     data = "".join(r.to_json() + "\n" for r in records).encode("utf-8")
-    # Ctrl-C waits until the lines are complete (a pending SIGINT is delivered when the mask is lifted).
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # Ctrl-C (and torchrun's SIGTERM) waits until the lines are complete (a pending signal is delivered when
+    # the mask is lifted).
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

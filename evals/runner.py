@@ -9,19 +9,19 @@ untimed prefill of its first segment, so compilation and autotuning land in `war
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ramba.errors import BadInputError, DoesNotFitError, RambaEvalError
-from ramba.evals import checks, env, fault, lock
+from ramba.evals import checks, env, fault, lock, merge
 from ramba.evals.backends import load_backend
 from ramba.evals.config import RunConfig
 from ramba.evals.devices import resolve_device
 from ramba.evals.identity import resolve_path, weights_fingerprint
 from ramba.evals.preflight import check_out_dir, preflight  # noqa: F401  (check_out_dir: re-exported)
 from ramba.evals.records import (CONVENTIONS, RECORDS_FILE, SCHEMA_VERSION, SampleRecord, append_records,
-                                 read_meta, read_records, write_meta)
+                                 read_meta, write_meta)
 from ramba.evals.scoring import decode_safely, one_pass
 
 
@@ -49,8 +49,9 @@ def resolve_model_id(model: str | None) -> str | None:
     return resolve_path(model) if model else model
 
 
-def prepare(cfg: RunConfig, backend=None) -> Prepared:
-    """backend: reuse one already loaded for the same model (a suite's tasks share it)."""
+def prepare(cfg: RunConfig, backend=None, device: str | None = None) -> Prepared:
+    """backend: reuse one already loaded for the same model (a suite's tasks share it); device: the resolved
+    device to use instead of cfg.device's (a torchrun rank's cuda:LOCAL_RANK)."""
     from ramba.tasks import get_task
     from ramba.evals import defaults
 
@@ -63,7 +64,7 @@ def prepare(cfg: RunConfig, backend=None) -> Prepared:
     model_id = pf.model_id
     if pf.backend == "hf" and model_id and Path(model_id) == defaults.tiny_hf_dir():
         defaults.ensure_tiny_hf_model()  # the embedded default: built once, then cached
-    device = resolve_device(cfg.device)
+    device = device or resolve_device(cfg.device)
     spec = fault.active()
     fingerprint = weights_fingerprint(model_id) if model_id else None
     _check_resume(pf.out_dir, fingerprint, spec)  # before loading: a refusal should not cost a model load
@@ -246,47 +247,75 @@ def _needs_warmup(p: Prepared, length: int, warmed: set[int]) -> bool:
     return length not in warmed if p.device.startswith("cuda") else not warmed
 
 
+@dataclass
+class Session:
+    """What this process has done in the current session: kept apart so the meta written on an interrupt or a
+    failure still has the warm-up seconds and the sample that was running."""
+    rank: int = 0
+    warm_total: float = 0.0
+    written: int = 0                     # samples whose records this session appended
+    sample: object = None                # the sample being evaluated (or the last one)
+    warmed: set = field(default_factory=set)
+
+
+def run_samples(p: Prepared, samples, done: dict[str, set], records_path: Path, session: Session,
+                bar=None, job=None) -> None:
+    """Evaluate `samples` in order, skipping conventions in `done`, appending each sample's records to
+    `records_path` as soon as it is finished (a killed process loses only the sample it was running)."""
+    bar = _NoProgress() if bar is None else bar
+    for sample in samples:
+        session.sample = sample
+        todo = tuple(c for c in CONVENTIONS if c not in done.get(sample.sample_id, ()))
+        if todo:
+            bar.update(job, description=f"{p.cfg.task} L={sample.length} d={sample.depth:.2f}")
+            warm = 0.0
+            if _needs_warmup(p, sample.length, session.warmed):
+                warm = warm_up(p, sample)
+                session.warmed.add(sample.length)
+                session.warm_total += warm
+            append_records(records_path, evaluate_sample(p, sample, todo, warmup_s=warm))
+            session.written += 1
+            fault.maybe_kill(session.rank, session.written)
+        bar.advance(job)
+
+
+def plan_order(p: Prepared) -> list[str]:
+    """The sample ids in the task's order: the order of records.jsonl."""
+    cfg = p.cfg
+    return [s.sample_id for s in p.task.generate(list(cfg.lengths), list(cfg.depths), cfg.samples, cfg.seed,
+                                                 p.backend.tokenizer)]
+
+
 def _execute_locked(p: Prepared, progress: bool, console) -> None:
     import torch
     cfg, out = p.cfg, p.out_dir
     records_path = out / RECORDS_FILE
-    done: dict[str, set] = {}
-    for row in read_records(records_path, repair=True):  # repair: drop a torn last line from a killed run
-        done.setdefault(row["sample_id"], set()).add(row["convention"])
+    # Every record file counts, rank files of an earlier torchrun session too; repair: drop torn last lines.
+    done = merge.done_conventions(out, repair=True)
     write_meta(out, _meta(p, "running", read_meta(out)))
     _write_config_copy(cfg, out)
     total = len(cfg.lengths) * len(cfg.depths) * cfg.samples
     bar = _progress(progress, console)
-    warmed: set[int] = set()
-    warm_total = 0.0
-    sample = None
+    session = Session()
     try:
         with bar, torch.inference_mode():  # evaluation only: no autograd graph kept alive by any backend
             job = bar.add_task(f"{cfg.task} · {cfg.model}", total=total)
-            for sample in p.task.generate(list(cfg.lengths), list(cfg.depths), cfg.samples, cfg.seed,
-                                          p.backend.tokenizer):
-                todo = tuple(c for c in CONVENTIONS if c not in done.get(sample.sample_id, ()))
-                if todo:
-                    bar.update(job, description=f"{cfg.task} L={sample.length} d={sample.depth:.2f}")
-                    warm = 0.0
-                    if _needs_warmup(p, sample.length, warmed):
-                        warm = warm_up(p, sample)
-                        warmed.add(sample.length)
-                        warm_total += warm
-                    append_records(records_path, evaluate_sample(p, sample, todo, warmup_s=warm))
-                bar.advance(job)
+            run_samples(p, p.task.generate(list(cfg.lengths), list(cfg.depths), cfg.samples, cfg.seed,
+                                           p.backend.tokenizer), done, records_path, session, bar, job)
     except KeyboardInterrupt:
-        write_meta(out, _meta(p, "interrupted", read_meta(out), warmup_s=warm_total))
+        write_meta(out, _meta(p, "interrupted", read_meta(out), warmup_s=session.warm_total))
         raise RunInterrupted(f"interrupted; finished samples are saved in {out} and rerunning the same "
                              "command resumes the run") from None
     except Exception as e:
-        err = _as_user_error(e, p, sample)
-        write_meta(out, _meta(p, "failed", read_meta(out), warmup_s=warm_total,
+        err = _as_user_error(e, p, session.sample)
+        write_meta(out, _meta(p, "failed", read_meta(out), warmup_s=session.warm_total,
                               error=" ".join(str(err or e).split())[:500] or type(e).__name__))
         if err is not None:
             raise err from None
         raise
-    write_meta(out, _meta(p, "complete", read_meta(out), warmup_s=warm_total))
+    if merge.rank_files(out):  # a folder a torchrun session began: fold its rank files into records.jsonl
+        merge.merge_folder(out, plan_order(p), remove_rank_files=True)
+    write_meta(out, _meta(p, "complete", read_meta(out), warmup_s=session.warm_total))
 
 
 def _as_user_error(e: BaseException, p: Prepared, sample) -> RambaEvalError | None:
@@ -339,4 +368,9 @@ def _progress(enabled: bool, console=None):
 
 
 def run(cfg: RunConfig, progress: bool = True, console=None) -> Path:
+    """Under torchrun (WORLD_SIZE set) every rank runs its shard and rank 0 merges (distributed.py)."""
+    from ramba.evals import distributed
+    ranks = distributed.from_env()
+    if ranks is not None:
+        return distributed.run(cfg, ranks, progress=progress, console=console)
     return execute(prepare(cfg), progress=progress, console=console)

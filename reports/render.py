@@ -59,6 +59,25 @@ def _acc_rows(acc: pd.DataFrame, keys: list[str], partial: bool = False) -> pd.D
     return out
 
 
+def _distributed_blocks(meta: dict) -> list[Block]:
+    """A torchrun run: how many ranks, and which samples have no records (a rank died; a rerun resumes)."""
+    dist, missing = meta.get("distributed") or {}, meta.get("missing") or []
+    out = []
+    if dist:
+        ranks = dist.get("ranks") or []
+        per = ", ".join(f"rank {r['rank']} {r['written']}/{r['planned']} samples in {r['wall_s']:.1f} s "
+                        f"({r['status']})" for r in ranks if r)
+        out.append(Block("p", f"Ran under {dist.get('launcher', 'torchrun')} on {dist.get('world_size')} ranks "
+                              f"({dist.get('backend')}; plan imbalance {dist.get('plan_imbalance')})"
+                              + (f": {per}." if per else ".")))
+    if missing:
+        shown = ", ".join(f"`{m}`" for m in missing[:20]) + (f", ... ({len(missing) - 20} more)"
+                                                            if len(missing) > 20 else "")
+        out.append(Block("p", f"**Missing samples ({len(missing)})**, without records (their rank stopped before "
+                              f"finishing them; rerun the same command to resume): {shown}."))
+    return out
+
+
 def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tuple[list[Block], int]:
     meta, df = load_results(results_dir)
     cfg = meta.get("config", {})
@@ -74,6 +93,9 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
                    f"{be.get('tokenizer')}), device {meta.get('env', {}).get('device')}, seed {cfg.get('seed')}. "
                    f"Status **{status}**{_STATUS_NOTE.get(status, '')}{failed}: {done} of {planned} samples. "
                    f"git {meta.get('git_sha')}, updated {meta.get('updated_at')}."),
+    ]
+    blocks += _distributed_blocks(meta)
+    blocks += [
         Block("p", "Conventions: *generated* = greedy output scored by the task; *teacher_forced* = the argmax "
                    "matches the answer at every answer position with the answer fed in. Both come from one "
                    "prefill per sample. Intervals are 95% Wilson score intervals."
