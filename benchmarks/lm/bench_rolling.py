@@ -19,16 +19,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from types import SimpleNamespace as Req
 
 
 def git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "unknown"
+    from pathlib import Path
+    from ramba.evals.env import git_sha as sha
+    return sha(Path(__file__).resolve().parents[2]) or "unknown"
 
 
 def main():
