@@ -45,3 +45,14 @@ def seed():
     import torch
     torch.manual_seed(1234)
     return 1234
+
+
+@pytest.fixture
+def one_thread():
+    """Many tiny ops or timing loops on the shared 2-core box: more than one intra-op thread oversubscribes it
+    (measured 60x slower under load). Used autouse by tests/model and by the bench tests."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,13 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Timing loops on the shared 2-core box: more than one intra-op thread oversubscribes it (60x slower)."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Timing loops: one intra-op thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
 
 
 def test_bench_cli_records_and_report(tmp_path, capsys):

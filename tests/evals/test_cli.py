@@ -6,14 +6,8 @@ import time
 
 import pytest
 
-from ramba.evals.cli import main
+from .cli_helpers import run_cli as _cli
 
-
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    cap = capsys.readouterr()
-    return e.value.code, cap.out, cap.err
 
 
 def _bad(argv, capsys, must_mention):

@@ -4,17 +4,8 @@ import math
 
 import pytest
 
-from ramba.evals.cli import main
+from .cli_helpers import run_cli as _cli
 
-
-def _cli(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_ppl_on_own_file_matches_token_by_token(tmp_path, capsys):

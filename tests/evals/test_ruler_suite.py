@@ -3,17 +3,8 @@ import json
 
 import pytest
 
-from ramba.evals.cli import main
+from .cli_helpers import run_cli as _cli
 
-
-def _cli(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_ruler_verb_runs_tasks_and_reports(tmp_path, capsys):

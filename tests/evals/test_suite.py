@@ -1,11 +1,10 @@
 """Suites: one folder per run under one suite folder, every run checked before the first starts, `--only`,
 and `compare` pairs two suite folders run by run."""
-import pytest
 
-from ramba.evals.cli import main
 from ramba.evals.defaults import REPO_ROOT
 from ramba.evals.suite import suite_from_data
 from ramba.evals.config import read_config_file
+from .cli_helpers import run_cli as _cli
 
 SUITE = """suite: small
 defaults: {model: oracle, depths: 0.5, samples: 1, report: false}
@@ -15,12 +14,6 @@ runs:
   - {task: niah_single_1, lengths: 1K}
 """
 
-
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    cap = capsys.readouterr()
-    return e.value.code, cap.out, cap.err
 
 
 def test_suite_runs_resumes_and_compares(tmp_path, capsys):

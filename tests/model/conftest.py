@@ -1,11 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run many tiny ops: one intra-op thread avoids oversubscription on the 2-core CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """These tests run many tiny ops: one intra-op thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
