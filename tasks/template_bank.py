@@ -119,9 +119,12 @@ def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_
 
 def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: int = 1) -> dict:
     """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid".
-    bank 2 widens the train split with the EXTRA_* wordings (held-out wordings are the same in both)."""
+    bank 2 widens the train split with the EXTRA_* wordings; bank 3 draws half of its wordings procedurally
+    (procedural_niah_template) and the other half from bank 2. Held-out wordings are the same in every bank."""
     if split == "train":
-        if bank == 2:
+        if bank == 3 and rng.random() < PROCEDURAL_SHARE:
+            return procedural_niah_template(rng, type_v)
+        if bank >= 2:
             return _niah_template(rng, TRAIN_LABELS + EXTRA_LABELS, TRAIN_NEEDLES + EXTRA_NEEDLES,
                                   TRAIN_QUESTIONS_ONE + EXTRA_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY + EXTRA_QUESTIONS_MANY,
                                   type_v)
@@ -133,8 +136,85 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: 
 
 
 def draw_vt_template(rng: np.random.Generator, split: str, bank: int = 1) -> dict:
-    pool = {"train": TRAIN_VT + (EXTRA_VT if bank == 2 else ()), "heldout": HELDOUT_VT}[split]
+    if split == "train" and bank == 3 and rng.random() < PROCEDURAL_SHARE:
+        return procedural_vt_template(rng)
+    pool = {"train": TRAIN_VT + (EXTRA_VT if bank >= 2 else ()), "heldout": HELDOUT_VT}[split]
     return dict(pool[int(rng.integers(len(pool)))])
+
+
+# ---------------------------------------------------------------- bank 3: procedural wordings
+# Labels, frames and questions assembled from parts and from random pseudo-words, so that no phrase is frequent
+# enough to be memorised: the only reliable cue left is the key itself (and the value's shape). None of the parts
+# contains a held-out phrase (tests check the rows).
+PROCEDURAL_SHARE = 0.5
+_ADJ = ("special", "magic", "secret", "hidden", "lucky", "reference", "assigned", "private", "registered", "personal",
+        "important", "stored", "chosen", "backup", "primary", "official", "unique", "serial", "access", "control",
+        "account", "ticket", "key", "main", "final", "current", "spare", "daily", "test", "master", "old", "new",
+        "true", "exact", "given", "listed", "noted", "short", "long", "random", "fixed", "local", "global", "core")
+_NOUNS = ("number", "code", "value", "id", "figure", "tag", "pin", "token", "string", "label", "entry", "mark")
+_PREPS = ("for", "of", "given to", "linked to", "tied to", "attached to", "kept for", "used by", "meant for",
+          "set for", "issued to", "listed for", "assigned to", "made for", "about")
+_VERBS = ("is", "is:", "=", ":", "was", "equals", "is set to", "is just", "would be", "is given as", "->")
+_OPENERS = ("", "", "", "Note: ", "By the way, ", "Also, ", "In short, ", "FYI: ", "Please note that ", "Fact: ",
+            "Important: ", "Log entry: ", "Reminder: ", "Today, ", "Meanwhile, ")
+_Q_OPENERS = ("What is", "Which is", "Give", "Name", "State", "Report", "Recall", "Find", "Look up", "Retrieve",
+              "Quote", "Repeat", "Tell me")
+_Q_OPENERS_MANY = ("What are", "Which are", "Give", "Name", "State", "Report", "Recall", "Find", "Look up", "List",
+                   "Retrieve", "Quote", "Repeat", "Tell me")
+_SYLLABLES = ("ka", "lo", "mi", "zu", "ter", "van", "qui", "rop", "sel", "dax", "fen", "gor", "hul", "jin", "wex",
+              "bri", "cor", "nim", "pla", "sto", "tru", "ynd", "ox", "el", "ar", "um", "is", "zel", "mor", "tak")
+
+
+def pseudo_word(rng: np.random.Generator, lo: int = 2, hi: int = 3) -> str:
+    return "".join(_SYLLABLES[int(rng.integers(len(_SYLLABLES)))] for _ in range(int(rng.integers(lo, hi + 1))))
+
+
+def _pick(rng: np.random.Generator, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def procedural_niah_template(rng: np.random.Generator, type_v: str) -> dict:
+    """A NIAH wording assembled at random: label (words or pseudo-words), needle frame, question frame."""
+    noun = type_v if rng.random() < 0.4 else _pick(rng, _NOUNS)
+    u = rng.random()
+    adj = _pick(rng, _ADJ) if u < 0.45 else (pseudo_word(rng) if u < 0.8 else f"{_pick(rng, _ADJ)} {pseudo_word(rng)}")
+    label = f"{adj} {noun}"
+    prep, verb, opener = _pick(rng, _PREPS), _pick(rng, _VERBS), _pick(rng, _OPENERS)
+    the = "the" if opener else "The"
+    f = rng.random()
+    if f < 0.55:
+        needle = f" {opener}{the} {label} {prep} {{key}} {verb} {{value}}."
+    elif f < 0.8:
+        needle = f" {opener}{{key}} {_pick(rng, ('has', 'got', 'uses', 'was given', 'holds', 'keeps'))} the {label} {{value}}."
+    else:                                                 # pseudo-word glue: no natural phrase at all
+        needle = f" {pseudo_word(rng)} {label} {pseudo_word(rng, 1, 2)} {{key}} {pseudo_word(rng, 1, 2)} {{value}}."
+    q_prep = prep if rng.random() < 0.7 else _pick(rng, _PREPS)
+    lead_one = _pick(rng, (f" The {label} {q_prep} {{query}} is", " Answer:", " It is", f" The {label} is",
+                           f" {{query}} -> {label}:", f" Sure, the {label} {q_prep} {{query}} is"))
+    lead_many = _pick(rng, (f" The {label}s {q_prep} {{query}} are", " Answer:", " They are", f" The {label}s are",
+                            f" {{query}} -> {label}s:", f" Sure, the {label}s {q_prep} {{query}} are"))
+    q_one = f"\n{_pick(rng, _Q_OPENERS)} the {label} {q_prep} {{query}}?{lead_one}"
+    q_many = f"\n{_pick(rng, _Q_OPENERS_MANY)} all the {label}s {q_prep} {{query}}?{lead_many}"
+    return {"label": label, "needle": needle, "question_one": q_one, "question_many": q_many}
+
+
+_VT_KW = ("VAR", "let", "set", "var", "def", "const", "val", "", "", "cell", "reg", "slot")
+_VT_OPS = ("=", ":=", "<-", "is", "gets", "becomes", "takes the value of", "copies")
+_VT_ENDS = (".", ";", "", " .", ",")
+
+
+def procedural_vt_template(rng: np.random.Generator) -> dict:
+    """A variable-tracking wording assembled at random (statement keyword, operator, ending, question)."""
+    kw, op, end = _pick(rng, _VT_KW), _pick(rng, _VT_OPS), _pick(rng, _VT_ENDS)
+    kw = f"{kw} " if kw else ""
+    first_op = "is" if op in ("takes the value of", "copies") else op
+    q = _pick(rng, ("Which names hold {value}", "What variables carry {value}", "Which names are equal to {value}",
+                    "Which symbols get {value}", "List the names with value {value}",
+                    "Which variables are assigned the value {value}"))
+    lead = _pick(rng, (" Answer: {count} names hold {value}, they are:", " Answer: the {count} names are:",
+                       " Answer: following the chains, the {count} names are:", " Answer:"))
+    return {"first": f" {kw}{{var}} {first_op} {{value}}{end}", "hop": f" {kw}{{var}} {op} {{prev}}{end}",
+            "question": f"\n{q}?{lead}"}
 
 
 @functools.lru_cache(maxsize=1)

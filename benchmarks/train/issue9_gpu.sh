@@ -3,6 +3,10 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
+#   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
+#           side over two back-to-back calls (paused with a checkpoint at the first call's end, resumed in the
+#           second, which needs the machine still warm), GPU correctness tests beside them in the first call;
+#           the second call evaluates RULER + held-out at 4K for both and returns their weights
 # The checkpoint under test is checkpoints/ramba-tiny (after `train`, copy the result there and carry it).
 # Usage (run tool, carry [".whl"]): source benchmarks/gpu_setup.sh && bash benchmarks/train/issue9_gpu.sh train
 set -o pipefail
@@ -12,6 +16,7 @@ END=${END:-560}   # seconds after T0 by which everything must have finished (the
 now() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( END - $(now) )); }
 R="python benchmarks/generalization/ruler_gpu.py"
+CANDIDATES=${CANDIDATES:-"ramba-tiny-v3 ramba-deep"}
 mkdir -p /tmp/rec
 pack() { tar czf $OUT/$JOB-records.tgz -C /tmp/rec . ; echo "packed at $(now) s"; }
 case "$JOB" in
@@ -62,6 +67,41 @@ case "$JOB" in
       --deadline 25 2>&1 | grep -E '^\{|Error' | tail -10
     timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout \
       --deadline $(( $(left) - 12 )) 2>&1 | grep -E '^\{|Error' | tail -14
+    pack
+    ;;
+  explore1)
+    for c in $CANDIDATES; do
+      python benchmarks/train/train_gpu.py configs/$c.yaml --out /tmp/rec/$c --budget ${BUDGET:-700} \
+        --stop-in $(( $(left) - 25 )) > /tmp/rec/$c-train1.log 2>&1 &
+    done
+    timeout 260 python -P -m pytest -m gpu tests/kernels -q -rs > /tmp/rec/kernels-gpu-tests.txt 2>&1
+    tail -4 /tmp/rec/kernels-gpu-tests.txt
+    timeout 150 python -P -m pytest tests/model/test_model_offload_gpu.py tests/model/test_model_offload.py -q -rs \
+      > /tmp/rec/offload-gpu-tests.txt 2>&1
+    tail -4 /tmp/rec/offload-gpu-tests.txt
+    wait
+    for c in $CANDIDATES; do grep -E "kind=eval|paused|Error|Traceback" /tmp/rec/$c-train1.log | tail -3; done
+    pack
+    ;;
+  explore2)
+    for c in $CANDIDATES; do
+      ( python benchmarks/train/train_gpu.py configs/$c.yaml --out /tmp/rec/$c --budget ${BUDGET:-700} --resume \
+          --stop-in $(( $(left) - 150 )) --eval-samples 2 > /tmp/rec/$c-train2.log 2>&1
+        rm -f /tmp/rec/$c/model.safetensors        # weights travel back as bf16 files, not in the records
+        mkdir -p /tmp/ck/$c && cp /tmp/train_runs/$c/model/config.json /tmp/train_runs/$c/model/model.safetensors /tmp/ck/$c/
+        timeout $(( $(left) - 20 )) $R /tmp/ck/$c --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$c \
+          --deadline 70 > /tmp/rec/$c-ruler.log 2>&1
+        timeout $(( $(left) - 15 )) $R /tmp/ck/$c --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$c \
+          --deadline $(( $(left) - 20 )) > /tmp/rec/$c-heldout.log 2>&1 ) &
+    done
+    wait
+    for c in $CANDIDATES; do
+      grep -E "trained in|paused|passkey 4K|Error|Traceback" /tmp/rec/$c-train2.log | tail -3
+      grep -hE '^\{' /tmp/rec/$c-ruler.log /tmp/rec/$c-heldout.log | cut -c1-150
+      python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
+        save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" \
+        /tmp/ck/$c/model.safetensors $OUT/$c-bf16.safetensors
+    done
     pack
     ;;
   *) echo "unknown job $JOB: train, eval or long"; exit 2 ;;

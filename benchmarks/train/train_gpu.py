@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--probe-only", action="store_true")
     ap.add_argument("--ops", default=None, help="HSA ops backend (RAMBA_OPS): triton or reference")
     ap.add_argument("--set", action="append", default=[], help="dotted config override, e.g. train.max_steps=3000")
+    ap.add_argument("--resume", action="store_true", help="continue the run in /tmp/train_runs/NAME if one is there")
+    ap.add_argument("--stop-in", type=float, default=None,
+                    help="leave after this many wall-clock seconds with a checkpoint (a run split over several calls)")
     ap.add_argument("--eval-samples", type=int, default=4, help="passkey samples per depth at 4K (11 depths)")
     args = ap.parse_args(argv)
     if args.ops:
@@ -87,8 +90,14 @@ def main(argv=None) -> int:
         (out / "probe.json").write_text(json.dumps(probe(cfg, os.environ.get("RAMBA_OPS", "auto")), indent=1))
         if args.probe_only:
             return 0
+    if not args.resume and work.exists():
+        shutil.rmtree(work)                   # a stale summary.json would read as a finished run
     t0 = time.time()
-    ckpt = train_config(cfg, work, resume=False)
+    stop_at = t0 + args.stop_in if args.stop_in else None
+    ckpt = train_config(cfg, work, resume=args.resume, stop_at=stop_at)
+    if stop_at and not (work / "summary.json").exists():
+        print(f"paused after {time.time() - t0:.0f}s (checkpoint in {work}; continue with --resume)", flush=True)
+        return 0
     print(f"trained in {time.time() - t0:.0f}s -> {ckpt}", flush=True)
     # passkey on the evaluation task itself, 4K, 11 depths, seeds training never drew from
     from ramba.train.checkpoint import load_model_dir

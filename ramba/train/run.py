@@ -154,9 +154,11 @@ def train(config_path: str, out_dir: str | None = None, resume: bool = True) -> 
     return train_config(cfg, out, resume)
 
 
-def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: int | None = None) -> Path:
+def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: int | None = None,
+                 stop_at: float | None = None) -> Path:
     """train() for an already loaded TrainConfig (tests, scripts). stop_after: leave after that many steps of
-    this call with a checkpoint written (a pre-empted run; resume continues it exactly)."""
+    this call with a checkpoint written (a pre-empted run; resume continues it exactly); stop_at: the same at a
+    wall-clock time (time.time()), for a run split over several calls of a time-limited machine."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
@@ -218,7 +220,7 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
     step0 = step
     try:
         while progress() < 1.0:
-            if stop_after is not None and step - step0 >= stop_after:
+            if (stop_after is not None and step - step0 >= stop_after) or (stop_at and time.time() >= stop_at):
                 checkpoint()
                 log.close()
                 return out / "model"

@@ -50,6 +50,17 @@ def test_stop_and_resume_matches_uninterrupted(tmp_path):
     assert (b / "config.json").is_file()
 
 
+def test_a_wall_clock_stop_checkpoints_and_resumes(tmp_path):
+    """stop_at (a time-limited call's deadline) leaves a resumable checkpoint and no summary; resume finishes."""
+    import time
+    cfg = micro_config(steps=3, seed=20260313)
+    train_config(cfg, tmp_path / "s", stop_at=time.time() - 1)          # already past: stops before any step
+    assert torch.load(tmp_path / "s" / "train_state.pt", weights_only=False)["step"] == 0
+    assert not (tmp_path / "s" / "summary.json").exists()
+    train_config(cfg, tmp_path / "s", resume=True)
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["steps"] == 3
+
+
 def test_loss_decreases_on_a_trivial_task(tmp_path):
     """Text rows of one repeated sentence: the all-token loss must fall well below its start in 25 steps."""
     src = tmp_path / "t.txt"
