@@ -21,7 +21,7 @@
 #   process start (torch, CUDA context, model, cached Triton) ~8 s per step
 #   p64   probe gpu 1M (~1 s) -> segment; host 64M ~T + ~10 s pinning 17 GiB (0.6 s/GiB); gpu 64M ~T;
 #         host 1M+4M+16M ~0.33 T; then host 64M and gpu 64M again (pinned blocks reused) only if time is left
-#         -> ~70 s without the second pair, ~120 s with it (limit 130 s)
+#         -> ~70 s without the second pair, ~120 s with it (limit 150 s)
 #   disk  16M ~0.3 T (~8 s), 64M (~T + page-cache writes, ~30 s) only if projected to fit  -> 15-45 s (limit 60)
 #   370m  bf16, 1M x gpu,host,disk: ~9 s each at ~120K tok/s + model init/warm-up         -> ~45 s (limit 70)
 #   256m  1G budget line (no allocation), then 256M host bf16 (34 GiB pinned, ~20 s): ~4 T + 20 s per first
@@ -44,6 +44,7 @@ R=benchmarks/offload/render_issue10.py
 mkdir -p "$OUT" "$RUN"
 LOG=$OUT/issue10.log
 : >"$RUN/steps.jsonl"
+rm -rf "$RUN/memory"      # a warm machine may keep an earlier run's folder (finished runs resume, are not redone)
 echo "issue10_gpu: steps=$STEPS budget=${BUDGET}s run=$RUN sha=$ISSUE10_GIT_SHA" | tee -a "$LOG"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>&1 | tee -a "$LOG"
 grep -E 'MemTotal|MemAvailable' /proc/meminfo | tee -a "$LOG"; df -h /tmp | tail -1 | tee -a "$LOG"
@@ -75,7 +76,7 @@ step() {
   pack
 }
 
-step p64 130 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
+step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
 step disk 60 15 --lengths "${DISKL:-16M,64M}"
 step 370m 70 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}"
 step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
