@@ -153,8 +153,10 @@ def test_interrupted_run_leaves_no_file(tmp_path):
         "m.prefill(torch.randint(0, 256, (1, 100)), st)\n"
         "assert st.memory.num_chunks == 6\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), capture_output=True, text=True)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # -P + the root appended to PYTHONPATH: an installed ramba (GPU machines' site folder) comes before the checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), root]))}
+    r = subprocess.run([sys.executable, "-P", "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert r.returncode == -9, r.stderr[-2000:]
     assert not list(tmp_path.iterdir())
 
