@@ -145,7 +145,9 @@ def run_bench(model: str, lengths, placements, out, device: str = "auto", dtype:
         raise BadInputError("bench measures the ramba backend: --model ramba:PATH_OR_PRESET")
     out = Path(out)
     device = resolve_device(device)
-    kw = dict(dtype=dtype, memory_dtype=memory_dtype, memory_dir=memory_dir or str(out / "memory"))
+    # tokenizer "byte": bench prefills random ids over the model's own vocabulary, so no tokenizer is used, and the
+    # random-weight presets (370m, 3b) ship none
+    kw = dict(dtype=dtype, memory_dtype=memory_dtype, memory_dir=memory_dir or str(out / "memory"), tokenizer="byte")
     if segment:
         kw["segment"] = int(segment)
     be = load_backend(name, resolve_model_id(model_id), device=device, **kw)
