@@ -45,6 +45,18 @@ def bench(fn, rep_ms=200, warmup_ms=50):
     return triton.testing.do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median")
 
 
+def fwd_bwd_step(q, k, v, idx, w, S):
+    """A closure running hsa_attend forward + backward on leaf copies of q/k/v/w (grads dropped each call)."""
+    from ramba.kernels.hsa.attend import hsa_attend
+    qg, kg, vg, wg = (x.detach().clone().requires_grad_() for x in (q, k, v, w))
+    do = torch.randn_like(q)
+
+    def fb():
+        hsa_attend(qg, kg, vg, idx, wg, S).backward(do)
+        qg.grad = kg.grad = vg.grad = wg.grad = None
+    return fb
+
+
 def peak_gib(fn):
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -185,17 +197,11 @@ def run_attend(rows, args):
                 row = dict(section="attend", shape=shape, L=L, mode=mode, fwd_ms=ms_f,
                            fwd_tflops=useful_tflops(shape, L, ms_f), fwd_mtok_s=L / ms_f / 1e3, fwd_peak_gib=mem_f)
                 if L <= 1048576:
-                    qg, kg, vg, wg = (x.detach().clone().requires_grad_() for x in (q, k, v, w))
-                    do = torch.randn_like(q)
-
-                    def fb():
-                        o = hsa_attend(qg, kg, vg, idx, wg, S)
-                        o.backward(do)
-                        qg.grad = kg.grad = vg.grad = wg.grad = None
+                    fb = fwd_bwd_step(q, k, v, idx, w, S)
                     fb()
                     ms_fb = bench(fb, rep_ms=args.rep)
                     row.update(fwdbwd_ms=ms_fb, fwdbwd_peak_gib=peak_gib(fb))
-                    del qg, kg, vg, wg, do
+                    del fb
                 rows.append(row)
                 print(f"attend {shape} L={L} {mode}: fwd {ms_f:.3f} ms ({row['fwd_tflops']:.0f} TF/s), "
                       f"fwd+bwd {row.get('fwdbwd_ms', float('nan')):.3f} ms")

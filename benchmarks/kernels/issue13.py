@@ -381,13 +381,7 @@ def run_fb4k(ctx, sec):
     S = s["S"]
     L = 4096 if not ctx.smoke else 128
     q, k, v, idx, w = attend_inputs(ctx, L, mode="uniform")
-    qg, kg, vg, wg = (x.detach().clone().requires_grad_() for x in (q, k, v, w))
-    do = torch.randn_like(q)
-
-    def fb():
-        o = hsa_attend(qg, kg, vg, idx, wg, S)
-        o.backward(do)
-        qg.grad = kg.grad = vg.grad = wg.grad = None
+    fb = bh.fwd_bwd_step(q, k, v, idx, w, S)
     warm(ctx, fb)
     row = dict(op="hsa", L=L, shape="A", fwdbwd_ms=bench(ctx, fb))
     fwd_only = lambda: hsa_attend(q, k, v, idx, w, S)   # noqa: E731
@@ -396,6 +390,7 @@ def run_fb4k(ctx, sec):
     fwd_lse = lambda: hsa_forward(q, k, v, idx, w, S)   # noqa: E731
     o, lse = fwd_lse()
     row["fwd_lse_ms"] = bench(ctx, fwd_lse)
+    do = torch.randn_like(q)
     bwd = lambda: hsa_backward(do, q, k, v, idx, w, lse, S)   # noqa: E731
     warm(ctx, bwd)
     row["bwd_ms"] = bench(ctx, bwd)
@@ -404,7 +399,7 @@ def run_fb4k(ctx, sec):
     warm(ctx, lists)
     row["chunk_lists_ms"] = bench(ctx, lists)
     hsa_row = sec.add(**row)
-    del qg, kg, vg, wg
+    del fb
     qd = torch.randn(1, s["HQ"], L, s["D"], device=ctx.dev, dtype=ctx.dtype)
     kd, vd = torch.randn_like(qd), torch.randn_like(qd)
     backends = [("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)]
@@ -457,13 +452,7 @@ def run_configs(ctx, sec):
     expect = run_with_grads(ref.hsa_attend, q, k, v, idx, w, do, S, 0.0)
     L = 65536 if not ctx.smoke else 128
     qb, kb, vb, ib, wb = attend_inputs(ctx, L, mode="uniform")
-    qg, kg, vg, wg = (x.detach().clone().requires_grad_() for x in (qb, kb, vb, wb))
-    dob = torch.randn_like(qb)
-
-    def fb():
-        o = hsa_attend(qg, kg, vg, ib, wg, S)
-        o.backward(dob)
-        qg.grad = kg.grad = vg.grad = wg.grad = None
+    fb = bh.fwd_bwd_step(qb, kb, vb, ib, wb, S)
     for name, over in [("default", {})] + list(ATTEND_CONFIGS.items()):
         row = dict(config=name, env=over, check_case=list(case), tol=tol, L=L, shape="A")
         try:

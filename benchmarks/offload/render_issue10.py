@@ -24,15 +24,9 @@ ITEM = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def _jsonl(path: Path) -> list:
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:        # a torn last line of a killed run
-                pass
-    return rows
+    """Rows of a JSONL file; a torn last line of a killed run is skipped (ramba.train.curves.read_log)."""
+    from ramba.train.curves import read_log
+    return read_log(path)
 
 
 def pack(run_dir, out_json, steps=None, log=None) -> dict:
