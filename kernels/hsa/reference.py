@@ -120,17 +120,20 @@ def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch
     C = k.shape[1] // S
     if C == 0:
         return torch.zeros_like(q)
-    kc = k.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4)            # [B, Hkv, C, S, d]
-    vc = v.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4)
+    # whole chunks as rows of one table, so selecting them copies S*d contiguous values per slot (an element-wise
+    # gather over an expanded index was half of a CPU forward)
+    kc = k.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4).reshape(B * Hkv * C, S, d)   # [B*Hkv*C, S, d]
+    vc = v.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4).reshape(B * Hkv * C, S, d)
+    base = (torch.arange(B * Hkv, device=k.device) * C).reshape(B, Hkv, 1)     # row of chunk 0 per (b, h)
     outs = []
     for t0 in range(0, T, QUERY_BLOCK):
         idx = indices[:, t0:t0 + QUERY_BLOCK]                                   # [B, t, Hkv, K]
         t = idx.shape[1]
         valid = (idx >= 0) & (idx < C)                                          # ids outside [0, C): invalid
         safe = torch.where(valid, idx, 0).permute(0, 2, 1, 3).reshape(B, Hkv, t * K)     # [B, Hkv, t*K]
-        gather = safe[..., None, None].expand(B, Hkv, t * K, S, d)
-        kg = kc.gather(2, gather).reshape(B, Hkv, t, K, S, d)                   # [B, Hkv, t, K, S, d]
-        vg = vc.gather(2, gather).reshape(B, Hkv, t, K, S, d)
+        rows = (safe.long() + base).reshape(-1)                                 # [B*Hkv*t*K]
+        kg = kc.index_select(0, rows).reshape(B, Hkv, t, K, S, d)               # [B, Hkv, t, K, S, d]
+        vg = vc.index_select(0, rows).reshape(B, Hkv, t, K, S, d)
         qb = q[:, t0:t0 + t].float().reshape(B, t, Hkv, G, d).permute(0, 2, 1, 3, 4)  # [B, Hkv, t, G, d]
         logits = torch.einsum("bhtgd,bhtksd->bhtgks", qb, kg) * scale           # [B, Hkv, t, G, K, S]
         m = logits.amax(dim=-1, keepdim=True).detach()
