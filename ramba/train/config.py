@@ -50,6 +50,7 @@ class DataSpec:
     random_reset_phase: bool = False                 # a random Mamba reset phase per step (length-robust resets)
     answer_weight: float = 8.0                       # answer-token CE weight relative to the all-token CE
     lm_weight: float = 1.0                           # weight of the all-token CE
+    retrieval_weight: float = 0.0                    # weight of -log(fusion weight on the answer's source chunk)
 
 
 @dataclass(frozen=True)

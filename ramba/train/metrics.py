@@ -1,8 +1,13 @@
 """Loss and the retrieval diagnostics of training-notes.md, from one forward pass.
 
-loss = lm_weight * CE(all targets) + answer_weight * CE(answer targets). Diagnostics at answer targets whose
-source byte lies in a complete, visible chunk: is that chunk among the selected top-k (any KV group), and how
-much fusion weight it gets (mean over KV groups).
+loss = lm_weight * CE(all targets) + answer_weight * CE(answer targets)
+       + retrieval_weight * mean(-log(fusion weight on the source chunk)) over answer targets copied from a chunk.
+Diagnostics at answer targets whose source byte lies in a complete, visible chunk: is that chunk among the
+selected top-k (any KV group), and how much fusion weight it gets (mean over KV groups).
+
+The retrieval term supervises which selected chunk an answer byte is read from (training rows know it): without
+it the fusion weights of ramba-tiny v2 spread over every needle-like chunk (0.16 on the queried needle against
+0.50 on the others, benchmarks/generalization/needle_diagnostics.py) and the copied value is a blend.
 """
 from __future__ import annotations
 
@@ -22,8 +27,12 @@ def split_aux(aux) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     return idx, w
 
 
+# floor of the retrieval term's weight: a source chunk outside the top-k (weight 0) costs a constant, no gradient
+RETRIEVAL_EPS = 1e-4
+
+
 def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_weight: float,
-                   aux=None, chunk_size: int = 64) -> tuple[torch.Tensor, dict]:
+                   aux=None, chunk_size: int = 64, retrieval_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     B, T, V = logits.shape
     ce = F.cross_entropy(logits.float().reshape(B * T, V), batch.targets.reshape(B * T),
                          reduction="none").view(B, T)                       # [B, T]
@@ -32,8 +41,13 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
     n_ans = int(ans_mask.sum())
     ans = ce[ans_mask].mean() if n_ans else ce.new_zeros(())
     loss = lm_weight * lm + answer_weight * ans
+    ret = source_chunk_nll(batch, aux, chunk_size) if retrieval_weight else None
+    if ret is not None:
+        loss = loss + retrieval_weight * ret
     with torch.no_grad():
         stats = {"loss": float(loss), "lm_ce": float(lm), "answer_ce": float(ans)}
+        if ret is not None:
+            stats["retrieval_nll"] = float(ret)
         stats.update(answer_accuracy(logits, batch))
         stats.update(retrieval_stats(batch, aux, chunk_size))
     return loss, stats
@@ -52,20 +66,38 @@ def answer_accuracy(logits: torch.Tensor, batch: Batch) -> dict:
             "exact": float(((per_row_wrong == 0) & has).float().sum() / has.float().sum())}
 
 
-@torch.no_grad()
-def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
-    idx, w = split_aux(aux)
-    if idx is None:
-        return {}
+def _source_hits(batch: Batch, idx: torch.Tensor, chunk_size: int):
+    """(ok [B, T]: answer targets whose source chunk is complete and visible, hit [B, T, Hkv, K]: slots holding it)."""
     src = batch.source                                                      # [B, T]
     T = src.shape[1]
     t = torch.arange(T, device=src.device)[None, :]
     src_chunk = torch.div(src, chunk_size, rounding_mode="floor")
     # visible: the source chunk is complete before the query token (t >= (c + 1) * S)
     ok = batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size)
+    return ok, idx == src_chunk[:, :, None, None]
+
+
+def source_chunk_nll(batch: Batch, aux, chunk_size: int) -> torch.Tensor | None:
+    """Mean over copied answer targets of -log(fusion weight on the source chunk, mean over KV groups); None when
+    the batch has no such target (or the arch no HSA). Gradients reach the retrieval scores through the weights."""
+    idx, w = split_aux(aux)
+    if idx is None:
+        return None
+    ok, hit = _source_hits(batch, idx, chunk_size)
+    if not ok.any():
+        return None
+    weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
+    return -torch.log(weight[ok].clamp(min=RETRIEVAL_EPS)).mean()
+
+
+@torch.no_grad()
+def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
+    idx, w = split_aux(aux)
+    if idx is None:
+        return {}
+    ok, hit = _source_hits(batch, idx, chunk_size)
     if not ok.any():
         return {}
-    hit = idx == src_chunk[:, :, None, None]                                # [B, T, Hkv, K]
     in_topk = hit.any(-1).float().mean(-1)                                  # [B, T]
     weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
     return {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}
