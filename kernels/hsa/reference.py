@@ -120,6 +120,8 @@ def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch
     C = k.shape[1] // S
     if C == 0:
         return torch.zeros_like(q)
+    if C <= GROUPED_MAX_CHUNKS:
+        return _attend_grouped(q, k, v, indices, weights, S, sm_n, scale)
     # whole chunks as rows of one table, so selecting them copies S*d contiguous values per slot (an element-wise
     # gather over an expanded index was half of a CPU forward)
     kc = k.float().reshape(B, C, S, Hkv, d).permute(0, 3, 1, 2, 4).reshape(B * Hkv * C, S, d)   # [B*Hkv*C, S, d]
@@ -146,3 +148,51 @@ def hsa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch
         o = torch.einsum("bhtgkd,bhtk->bhtgd", o_k, w)                          # [B, Hkv, t, G, d]
         outs.append(o.permute(0, 2, 1, 3, 4).reshape(B, t, Hq, d))
     return torch.cat(outs, dim=1).to(q.dtype)
+
+
+# Up to this many chunks (short contexts: lm-eval documents, CPU tests) the slots are grouped by chunk and each
+# chunk's keys are used in place, instead of copying K*S keys out per query (2-3x faster on CPU at 1.6K tokens).
+GROUPED_MAX_CHUNKS = 256
+
+
+def _attend_grouped(q, k, v, indices, weights, S: int, sm_n: float, scale: float) -> torch.Tensor:
+    """hsa_attend with the (token, slot) pairs grouped by chunk: one [n_c*G, d] x [d, S] product per chunk over
+    the queries that selected it, the same per-chunk softmax, outputs weighted and summed back per token."""
+    B, T, Hq, d = q.shape
+    Hkv = k.shape[2]
+    G = Hq // Hkv
+    K = indices.shape[-1]
+    C = k.shape[1] // S
+    kc = k.float().reshape(B, C, S, Hkv, d)
+    vc = v.float().reshape(B, C, S, Hkv, d)
+    qf = q.float().reshape(B, T, Hkv, G, d)
+    valid = (indices >= 0) & (indices < C)
+    w = weights.float() * valid                                                 # [B, T, Hkv, K]
+    out = q.new_zeros((B * T * Hkv, G, d), dtype=torch.float32)
+    for b in range(B):
+        for h in range(Hkv):
+            ids = torch.where(valid[b, :, h], indices[b, :, h], -1).reshape(-1)  # [T*K] slot -> chunk (-1 none)
+            order = torch.argsort(ids, stable=True)
+            counts = torch.bincount(ids[order].clamp(min=0), minlength=C).tolist()
+            n_bad = int((ids < 0).sum())
+            pos = n_bad
+            counts[0] -= n_bad if C else 0                                      # invalid slots sort first
+            for c in range(C):
+                n = counts[c]
+                if n == 0:
+                    continue
+                slots = order[pos:pos + n]                                      # [n] flat (t * K + j)
+                pos += n
+                tok = torch.div(slots, K, rounding_mode="floor")               # [n] query token of each slot
+                qs = qf[b, :, h].index_select(0, tok)                           # [n, G, d]
+                logits = torch.matmul(qs, kc[b, c, :, h].transpose(0, 1)) * scale  # [n, G, S]
+                m = logits.amax(dim=-1, keepdim=True).detach()
+                if sm_n:
+                    m = m.clamp(min=0.0)
+                p = torch.exp(logits - m)
+                denom = p.sum(dim=-1, keepdim=True) + sm_n * torch.exp(-m)
+                o = torch.matmul(p / denom, vc[b, c, :, h])                    # [n, G, d]
+                wt = w[b, :, h].reshape(-1).index_select(0, slots)             # [n]
+                out.index_add_(0, (b * T + tok) * Hkv + h, o * wt[:, None, None])
+    return out.reshape(B, T, Hq, d).to(q.dtype)
+

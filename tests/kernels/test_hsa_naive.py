@@ -30,7 +30,19 @@ SELECT = {
     "triton": lambda r, l, k, s, off: select_launch(r, l, k, s, off, n_split=1),
     "triton-split": lambda r, l, k, s, off: select_launch(r, l, k, s, off, n_split=3),   # partial top-k merge
 }
-ATTEND = {"reference": ref.hsa_attend, "gathered": hsa_attend_gathered, "triton": tri_attend}
+
+
+def _reference_copy_path(*args, **kw):
+    """The reference with its grouped short-context path off: the copy-the-chunks path long contexts take."""
+    saved, ref.GROUPED_MAX_CHUNKS = ref.GROUPED_MAX_CHUNKS, -1
+    try:
+        return ref.hsa_attend(*args, **kw)
+    finally:
+        ref.GROUPED_MAX_CHUNKS = saved
+
+
+ATTEND = {"reference": ref.hsa_attend, "reference-copy": _reference_copy_path, "gathered": hsa_attend_gathered,
+          "triton": tri_attend}
 
 
 @pytest.fixture
