@@ -52,7 +52,10 @@ class HostStore:
     """
 
     def __init__(self, rec_shape: tuple, dtype, pin: bool | None = None, block_bytes: int = BLOCK_BYTES,
-                 first_block_bytes: int = FIRST_BLOCK_BYTES):
+                 first_block_bytes: int = FIRST_BLOCK_BYTES, allocate_ahead: int = 0):
+        """allocate_ahead: records to allocate in a background thread, in the same blocks _grow would make, so
+        pinning (about 1 s/GiB on an H200 host) overlaps the prefill instead of stalling it (off by default:
+        not yet measured on a GPU; RAMBA_HOST_ALLOC_AHEAD=1 turns it on for presized host memories)."""
         self.rec_shape, self.dtype = tuple(rec_shape), dtype
         self.pin = _pin_default() if pin is None else bool(pin)
         self.rec_bytes = _nbytes(rec_shape, dtype)
@@ -65,12 +68,48 @@ class HostStore:
         self._stream = None
         self._pending = None               # CUDA event of the last async write
         self.bytes_written = 0
+        self._ahead: list[torch.Tensor] = []   # blocks the background thread has allocated, in _grow's order
+        self._ahead_cv = threading.Condition()
+        self._ahead_thread = None
+        if allocate_ahead > 0:
+            sizes, total, n = [], 0, self.next_block
+            while total < allocate_ahead:
+                sizes.append(n)
+                total += n
+                n = min(self.max_block, n * 2)
+            self._ahead_thread = threading.Thread(target=self._allocate_blocks, args=(sizes,), daemon=True)
+            self._ahead_thread.start()
+
+    def _new_block(self, n: int) -> torch.Tensor:
+        return torch.empty((n, *self.rec_shape), dtype=self.dtype, pin_memory=self.pin)
+
+    def _allocate_blocks(self, sizes: list[int]) -> None:
+        for n in sizes:
+            blk = self._new_block(n)
+            with self._ahead_cv:
+                self._ahead.append(blk)
+                self._ahead_cv.notify_all()
+        with self._ahead_cv:
+            self._ahead.append(None)           # end marker: later blocks are allocated inline
+            self._ahead_cv.notify_all()
+
+    def _next_block(self, n: int) -> torch.Tensor:
+        """The next block of n records: the background thread's (waiting for it) while it has any, else new."""
+        if self._ahead_thread is not None:
+            with self._ahead_cv:
+                self._ahead_cv.wait_for(lambda: bool(self._ahead))
+                blk = self._ahead.pop(0)
+            if blk is not None:
+                assert blk.shape[0] == n, "allocate-ahead blocks follow _grow's sizes"
+                return blk
+            self._ahead_thread = None
+        return self._new_block(n)
 
     def _grow(self, need: int) -> None:
         while self.capacity < need:
             n = self.next_block
             self.next_block = min(self.max_block, n * 2)
-            blk = torch.empty((n, *self.rec_shape), dtype=self.dtype, pin_memory=self.pin)
+            blk = self._next_block(n)
             self.starts.append(self.capacity)
             self.blocks.append(blk)
             self.capacity += n
@@ -130,7 +169,10 @@ class HostStore:
 
     def close(self) -> None:
         self.sync()
-        self.blocks, self.starts, self.capacity = [], [], 0
+        if self._ahead_thread is not None:
+            self._ahead_thread.join()
+            self._ahead_thread = None
+        self.blocks, self.starts, self.capacity, self._ahead = [], [], 0, []
 
 
 def _unlink_quietly(path: str) -> None:
@@ -453,7 +495,10 @@ def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_t
                                  capacity_chunks=(capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens else None)
     rec = (batch, 2, S, Hkv, dh)
     if placement == "host":
-        store = HostStore(rec, dtype, block_bytes=block_bytes, first_block_bytes=first_block_bytes)
+        ahead = (capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens and os.environ.get(
+            "RAMBA_HOST_ALLOC_AHEAD") == "1" else 0
+        store = HostStore(rec, dtype, block_bytes=block_bytes, first_block_bytes=first_block_bytes,
+                          allocate_ahead=ahead)
     elif placement == "disk":
         if memory_dir is None:
             import tempfile

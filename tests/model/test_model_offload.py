@@ -122,6 +122,31 @@ def test_host_store_blocks_exact():
     assert torch.equal(st.read(ids), ref[ids])
 
 
+@pytest.mark.parametrize("ahead", [5, 23, 40], ids=["part", "exact", "more"])
+def test_host_store_allocate_ahead_same_blocks_and_contents(ahead):
+    """Blocks allocated by the background thread (some, all or more than the writes need) are the blocks _grow
+    would make, in order, and hold the same records."""
+    st = HostStore((2, 3), torch.float32, block_bytes=4 * 24, first_block_bytes=24, pin=False, allocate_ahead=ahead)
+    ref = torch.randn(23, 2, 3)
+    c = 0
+    for n in [1, 4, 7, 2, 9]:
+        st.write(c, ref[c:c + n])
+        c += n
+    assert [b.shape[0] for b in st.blocks] == [1, 2, 4, 4, 4, 4, 4]
+    assert torch.equal(st.read(torch.arange(23)), ref)
+    st.close()
+    assert st._ahead_thread is None and not st.blocks
+
+
+def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch):
+    """RAMBA_HOST_ALLOC_AHEAD=1 with a presized host memory: same logits as the gpu placement, bit for bit."""
+    monkeypatch.setenv("RAMBA_HOST_ALLOC_AHEAD", "1")
+    model = small_model("ramba", mamba_segment=48)
+    ref = run_segments(model, ids, [100], prompt_length=T)
+    got = run_segments(model, ids, [100], prompt_length=T, **HOST)
+    assert torch.equal(got, ref)
+
+
 def test_disk_store_grow_cache_and_cleanup(tmp_path):
     st = DiskStore((4,), torch.bfloat16, tmp_path, capacity=2, cache_bytes=3 * 8)
     assert not list(tmp_path.iterdir())                          # unlinked at once
