@@ -16,6 +16,7 @@ Timing: triton.testing.do_bench (CUDA events, median), after a warm-up call that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -114,17 +115,24 @@ def run_tests(rows, args):
                      tail="\n".join(tail)))
 
 
-def _with_env(env, fn):
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: str(v) for k, v in env.items()})
+@contextlib.contextmanager
+def env_overrides(overrides):
+    """Environment variables set for the body (the kernels read their RAMBA_HSA_* launch overrides at call time)."""
+    old = {k: os.environ.get(k) for k in overrides}
+    os.environ.update({k: str(v) for k, v in overrides.items()})
     try:
-        return fn()
+        yield
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _with_env(env, fn):
+    with env_overrides(env):
+        return fn()
 
 
 def run_tune(rows, args):

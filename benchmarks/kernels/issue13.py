@@ -28,7 +28,6 @@ code paths and the record's structure; its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import math
@@ -185,18 +184,7 @@ def graphed(ctx, fn):
     return bh.graphed(fn) if ctx.dev == "cuda" else fn
 
 
-@contextlib.contextmanager
-def env(overrides):
-    old = {k: os.environ.get(k) for k in overrides}
-    os.environ.update({k: str(v) for k, v in overrides.items()})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+env = bh.env_overrides
 
 
 def shape_a(ctx):
