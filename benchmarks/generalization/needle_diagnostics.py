@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    from ramba.atomic import atomic_write_text
     from ramba.evals.env import git_sha
     from ramba.tasks import get_task
     from ramba.tasks.tokenizers import ByteTokenizer
@@ -110,10 +111,7 @@ def main(argv=None) -> int:
                git_sha=git_sha(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                torch=torch.__version__, device="cpu", wall_s=round(time.time() - t0, 1), summary=summary, rows=rows)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(rec, f, indent=1)
-    os.replace(tmp, a.out)
+    atomic_write_text(a.out, json.dumps(rec, indent=1))
     print("| task | first value right | queried needle selected | other needle selected | weight queried / other "
           "| wrong: queried selected / copied another needle |")
     print("|---|---|---|---|---|---|")

@@ -109,10 +109,8 @@ def main():
                targets=dict(rolling_tokens_per_s=">= 1000", rolling_over_passkey=">= 0.25"))
     print(json.dumps(rec, indent=1))
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "lm-rolling-cpu.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(rec, f, indent=1)
-    os.replace(path + ".tmp", path)
+    from ramba.atomic import atomic_write_text
+    atomic_write_text(os.path.join(args.out, "lm-rolling-cpu.json"), json.dumps(rec, indent=1))
 
 
 if __name__ == "__main__":

@@ -69,10 +69,8 @@ def main():
                                              date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
                rows=rows)
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "model-cpu.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(rec, f, indent=1)
-    os.replace(path + ".tmp", path)
+    from ramba.atomic import atomic_write_text
+    atomic_write_text(os.path.join(args.out, "model-cpu.json"), json.dumps(rec, indent=1))
 
 
 if __name__ == "__main__":

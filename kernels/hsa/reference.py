@@ -172,11 +172,9 @@ def _attend_grouped(q, k, v, indices, weights, S: int, sm_n: float, scale: float
     for b in range(B):
         for h in range(Hkv):
             ids = torch.where(valid[b, :, h], indices[b, :, h], -1).reshape(-1)  # [T*K] slot -> chunk (-1 none)
-            order = torch.argsort(ids, stable=True)
-            counts = torch.bincount(ids[order].clamp(min=0), minlength=C).tolist()
-            n_bad = int((ids < 0).sum())
-            pos = n_bad
-            counts[0] -= n_bad if C else 0                                      # invalid slots sort first
+            order = torch.argsort(ids, stable=True)                             # invalid slots (-1) first
+            counts = torch.bincount(ids[ids >= 0], minlength=C).tolist()
+            pos = ids.numel() - sum(counts)
             for c in range(C):
                 n = counts[c]
                 if n == 0:
@@ -195,4 +193,3 @@ def _attend_grouped(q, k, v, indices, weights, S: int, sm_n: float, scale: float
                 wt = w[b, :, h].reshape(-1).index_select(0, slots)             # [n]
                 out.index_add_(0, (b * T + tok) * Hkv + h, o * wt[:, None, None])
     return out.reshape(B, T, Hq, d).to(q.dtype)
-

@@ -152,6 +152,10 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
         model=_take(raw.get("model"), ModelSpec, "model"), data=_take(data, DataSpec, "data"),
         curriculum=stages, optim=_take(optim, OptimSpec, "optim"), train=_take(raw.get("train"), TrainSpec, "train"),
         source=source)
+    for key in ("answer_weight", "lm_weight", "retrieval_weight"):
+        w = getattr(cfg.data, key)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+            raise BadInputError(f"data.{key} must be a number >= 0, got {w!r}")
     if cfg.train.max_steps <= 0:
         raise BadInputError(f"train.max_steps must be positive, got {cfg.train.max_steps}")
     if cfg.train.dtype not in ("bf16", "fp16", "fp32"):

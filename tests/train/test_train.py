@@ -120,3 +120,14 @@ def test_retrieval_term_trains_the_selector_toward_the_source_chunk():
     nll.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if "retrieval" in n and p.grad is not None}
     assert grads and any(float(g.abs().sum()) > 0 for g in grads.values()), "no gradient reached the selector"
+
+
+@pytest.mark.parametrize("key", ["answer_weight", "lm_weight", "retrieval_weight"])
+@pytest.mark.parametrize("bad", ["abc", -1, True])
+def test_loss_weights_must_be_non_negative_numbers(key, bad):
+    from ramba.errors import BadInputError
+    raw = micro_config(steps=1, seed=0).to_dict()
+    raw.pop("source")
+    raw["data"][key] = bad
+    with pytest.raises(BadInputError, match=f"data.{key} must be a number >= 0"):
+        config_from_dict(raw)
