@@ -3,6 +3,7 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
+#   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
 #           side over two back-to-back calls (paused with a checkpoint at the first call's end, resumed in the
 #           second, which needs the machine still warm), GPU correctness tests beside them in the first call;
@@ -101,6 +102,30 @@ case "$JOB" in
       python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
         save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" \
         /tmp/ck/$c/model.safetensors $OUT/$c-bf16.safetensors
+    done
+    pack
+    ;;
+  finetune)  # configs/ramba-tiny-v4ft.yaml with retrieval_weight RWS (default "0 1 3") side by side, same seed and
+             # rows; each then RULER + held-out at 4K; the weights come back as bf16 files
+    for rw in ${RWS:-0 1 3}; do
+      n=ramba-tiny-v4ft-rw$rw
+      ( python benchmarks/train/train_gpu.py configs/ramba-tiny-v4ft.yaml --out /tmp/rec/$n --budget ${BUDGET:-300} \
+          --set name=$n --set data.retrieval_weight=$rw --eval-samples 2 > /tmp/rec/$n-train.log 2>&1
+        rm -f /tmp/rec/$n/model.safetensors
+        mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
+        timeout $(( $(left) - 20 )) $R /tmp/ck/$n --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$n \
+          --deadline 60 > /tmp/rec/$n-ruler.log 2>&1
+        timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$n \
+          --deadline $(( $(left) - 20 )) > /tmp/rec/$n-heldout.log 2>&1 ) &
+    done
+    wait
+    for rw in ${RWS:-0 1 3}; do
+      n=ramba-tiny-v4ft-rw$rw
+      grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
+      grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
+      python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
+        save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" \
+        /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
     done
     pack
     ;;
