@@ -2,8 +2,10 @@
 
 The landmarks stay on the compute device (selection scans them every step; they are S x smaller than K/V),
 or stream from host RAM past a size the caller sets. Chunk K/V live in a store:
-* HostStore: host RAM in blocks (pinned when CUDA is up) allocated as the memory grows; nothing is ever copied
-  to grow, and a chunk's K and V for every batch row are one contiguous record.
+* HostStore: host RAM in blocks allocated as the memory grows; nothing is ever copied to grow, and a chunk's K
+  and V for every batch row are one contiguous record. Two modes on CUDA (RAMBA_HOST_PINNED): pinned blocks
+  written by async copies on a side stream (the default), or pageable blocks (never pinned: pinning costs about
+  1 s/GiB) written by one background thread, so a write does not stall the prefill.
 * DiskStore: the same records in a memory-mapped file plus a host-RAM LRU cache of hot chunks. The file is
   unlinked as soon as it is mapped (unless kept on request), so no run, however it ends, leaves one behind.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import queue
 import threading
 import weakref
 from collections import OrderedDict
@@ -34,6 +37,9 @@ from ramba.state import ChunkMemory, DeviceChunkMemory, GrowableBuffer
 BLOCK_BYTES = 256 << 20        # host block size cap: pinned allocation costs ~0.6 s/GiB, so grow in steps
 FIRST_BLOCK_BYTES = 1 << 20    # first block; later ones double up to BLOCK_BYTES (small runs stay small)
 LANDMARK_BLOCK_CHUNKS = 1 << 16  # streamed landmarks: chunks scored per device transfer
+# pageable host mode: bytes of records queued for the writer thread before write() waits (on CUDA they are
+# device tensors kept alive until copied, so this bounds the GPU memory the copies hold)
+WRITE_AHEAD_BYTES = 1 << 30
 
 
 def _pin_default() -> bool:
@@ -44,20 +50,115 @@ def _nbytes(shape, dtype) -> int:
     return math.prod(shape) * torch.empty((), dtype=dtype).element_size()
 
 
+def _copy_spans(spans, recs: torch.Tensor) -> None:
+    for blk, off, src, take in spans:
+        blk[off:off + take].copy_(recs[src:src + take])
+
+
+class _CopyWriter:
+    """One daemon thread that copies queued records into host blocks, in order (HostStore's pageable mode).
+
+    submit() returns at once unless more than WRITE_AHEAD_BYTES are queued; wait() returns once every queued
+    copy has finished. An exception in the thread is kept and raised in the caller by the next submit/wait/
+    check (later copies are dropped: the store is incomplete). The thread holds no reference to the store,
+    so a store dropped without close() is still freed (its finalizer stops the thread).
+    """
+
+    def __init__(self):
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._cv = threading.Condition()
+        self._items = 0                    # queued copies not finished
+        self._bytes = 0                    # their bytes
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="ramba-host-writer", daemon=True)
+        self._thread.start()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, spans: list, recs: torch.Tensor, event, nbytes: int) -> None:
+        """Copy recs [n, *rec] into spans [(block, offset, source offset, count)] once event (CUDA: recorded on
+        the caller's stream after recs were made; None on CPU) has passed."""
+        self.check()
+        limit = WRITE_AHEAD_BYTES
+        with self._cv:
+            # one write larger than the limit still goes (alone), so every write makes progress
+            self._cv.wait_for(lambda: self._bytes == 0 or self._bytes + nbytes <= limit or self._error is not None)
+            self.check()
+            self._items += 1
+            self._bytes += nbytes
+        self._q.put((spans, recs, event, nbytes))
+
+    def wait(self) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: self._items == 0)
+        self.check()
+
+    def stop(self) -> None:
+        """End the thread after the queued copies (no join: also called by a finalizer)."""
+        self._q.put(None)
+
+    def close(self) -> None:
+        self.stop()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        streams = {}                       # device -> this thread's side stream
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            spans, recs, event, nbytes = item
+            item = None
+            try:
+                if self._error is None:    # after a failure the rest are dropped: the caller gets the error
+                    if event is None:
+                        _copy_spans(spans, recs)
+                    else:
+                        # a pageable D2H is host-synchronous: on this thread's own stream it blocks only this
+                        # thread (torch releases the GIL), not the caller's compute stream
+                        stream = streams.get(recs.device)
+                        if stream is None:
+                            stream = streams[recs.device] = torch.cuda.Stream(recs.device)
+                        stream.wait_event(event)                   # recs are complete
+                        with torch.cuda.stream(stream):
+                            _copy_spans(spans, recs)
+            except BaseException as e:     # noqa: BLE001 - kept for the caller, never lost
+                self._error = e
+            finally:
+                # the copy is done (or failed): drop recs so the allocator may reuse its memory
+                spans = recs = event = None
+                with self._cv:
+                    self._items -= 1
+                    self._bytes -= nbytes
+                    self._cv.notify_all()
+
+
 class HostStore:
     """Fixed-shape records (one per chunk) in host RAM, in blocks that double up to `block_bytes`.
 
-    write(c0, recs [n, *rec]) from any device (CUDA: an async copy on a side stream, waited for before the
-    records are read); read(ids [n] int64 CPU, sorted) -> [n, *rec] host tensor.
+    write(c0, recs [n, *rec]) from any device; read(ids [n] int64 CPU, sorted) -> [n, *rec] host tensor.
+    Both wait for earlier writes where needed (read, sync and close wait for every write). How a write copies:
+    * CUDA records, pinned blocks (pin=True, the default when CUDA is up): an async copy on a side stream.
+    * CUDA records, pageable blocks (pin=False, "pageable mode"): the caller records a CUDA event and queues the
+      records for one writer thread, which copies them on its own stream after the event (see _CopyWriter).
+    * CPU records: a plain copy in the caller (or in the writer thread with writer_thread=True: for tests).
+    The caller must not change recs after write() (the copy may still be running until sync()).
     """
 
     def __init__(self, rec_shape: tuple, dtype, pin: bool | None = None, block_bytes: int = BLOCK_BYTES,
-                 first_block_bytes: int = FIRST_BLOCK_BYTES, allocate_ahead: int = 0):
+                 first_block_bytes: int = FIRST_BLOCK_BYTES, allocate_ahead: int = 0,
+                 writer_thread: bool | None = None):
         """allocate_ahead: records to allocate in a background thread, in the same blocks _grow would make, so
         pinning (about 1 s/GiB on an H200 host) overlaps the prefill instead of stalling it (off by default:
-        not yet measured on a GPU; RAMBA_HOST_ALLOC_AHEAD=1 turns it on for presized host memories)."""
+        not yet measured on a GPU; RAMBA_HOST_ALLOC_AHEAD=1 turns it on for presized host memories).
+        writer_thread: None -> CUDA records into pageable blocks go through the writer thread; True -> every
+        write does, from any device (so CPU tests exercise the thread); False -> never (copies in the caller)."""
         self.rec_shape, self.dtype = tuple(rec_shape), dtype
         self.pin = _pin_default() if pin is None else bool(pin)
+        self.writer_thread = writer_thread
+        self._writer: _CopyWriter | None = None    # started on the first threaded write
         self.rec_bytes = _nbytes(rec_shape, dtype)
         self.max_block = max(1, block_bytes // self.rec_bytes)
         self.next_block = max(1, min(self.max_block, first_block_bytes // self.rec_bytes))
@@ -125,10 +226,29 @@ class HostStore:
             done += take
             i += 1
 
+    def _threaded(self, recs: torch.Tensor) -> bool:
+        if self.writer_thread is None:
+            return recs.is_cuda and not self.pin
+        return self.writer_thread
+
     def write(self, c0: int, recs: torch.Tensor) -> None:
+        if self._writer is not None:
+            self._writer.check()                    # a failed earlier copy: the store is incomplete
         n = recs.shape[0]
-        self._grow(c0 + n)
-        if recs.is_cuda and self.pin:
+        self._grow(c0 + n)                          # in the caller: the layout never depends on thread timing
+        if self._threaded(recs):
+            if n:
+                event = None
+                if recs.is_cuda:
+                    event = torch.cuda.Event()
+                    event.record(torch.cuda.current_stream(recs.device))
+                if self._writer is None:
+                    self._writer = _CopyWriter()
+                    self._writer_finalizer = weakref.finalize(self, self._writer.stop)   # dropped unclosed
+                # spans are computed here (the thread never reads blocks/starts, which later _grow calls extend);
+                # the queue holds recs until its copy is done, so the allocator cannot reuse its memory early
+                self._writer.submit(list(self._spans(c0, n)), recs, event, n * self.rec_bytes)
+        elif recs.is_cuda and self.pin:
             if self._stream is None:
                 self._stream = torch.cuda.Stream(recs.device)
             self._stream.wait_stream(torch.cuda.current_stream(recs.device))   # recs are complete
@@ -145,9 +265,12 @@ class HostStore:
         self.bytes_written += n * self.rec_bytes
 
     def sync(self) -> None:
+        """Wait for every write; raises the writer thread's exception, if one failed."""
         if self._pending is not None:
             self._pending.synchronize()
             self._pending = None
+        if self._writer is not None:
+            self._writer.wait()
 
     def read(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         self.sync()
@@ -168,11 +291,18 @@ class HostStore:
         return self.capacity * self.rec_bytes
 
     def close(self) -> None:
-        self.sync()
-        if self._ahead_thread is not None:
-            self._ahead_thread.join()
-            self._ahead_thread = None
-        self.blocks, self.starts, self.capacity, self._ahead = [], [], 0, []
+        """Free the blocks and stop the threads; a writer thread's exception is raised after the cleanup."""
+        try:
+            self.sync()
+        finally:
+            if self._writer is not None:
+                self._writer_finalizer.detach()
+                self._writer.close()
+                self._writer = None
+            if self._ahead_thread is not None:
+                self._ahead_thread.join()
+                self._ahead_thread = None
+            self.blocks, self.starts, self.capacity, self._ahead = [], [], 0, []
 
 
 def _unlink_quietly(path: str) -> None:
@@ -482,12 +612,22 @@ class OffloadedChunkMemory(ChunkMemory):
             self._lmk_host.close()
 
 
+def _host_pin_from_env() -> bool | None:
+    """RAMBA_HOST_PINNED: unset or "1" -> pinned blocks when CUDA is up (None: HostStore's default), "0" ->
+    pageable blocks written by the writer thread. Kept pinned by default until the GPU A/B decides."""
+    raw = os.environ.get("RAMBA_HOST_PINNED", "").strip()
+    if raw not in ("", "0", "1"):
+        raise BadInputError(f"RAMBA_HOST_PINNED={raw!r} must be 0 (pageable host blocks) or 1 (pinned)")
+    return False if raw == "0" else None
+
+
 def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_tokens: int | None = None,
                       memory_dir=None, keep_file: bool = False, cache_bytes: int = CACHE_BYTES,
                       landmarks_max_bytes: int | None = None, block_bytes: int = BLOCK_BYTES,
-                      first_block_bytes: int = FIRST_BLOCK_BYTES) -> ChunkMemory:
+                      first_block_bytes: int = FIRST_BLOCK_BYTES, writer_thread: bool | None = None) -> ChunkMemory:
     """The chunk memory of a model config in one placement: "gpu" (the compute device, DeviceChunkMemory),
-    "host" or "disk". capacity_tokens (the prompt's length, when known) presizes the buffers."""
+    "host" or "disk". capacity_tokens (the prompt's length, when known) presizes the buffers. host: the
+    blocks are pinned or pageable per RAMBA_HOST_PINNED; writer_thread goes to HostStore (True: tests)."""
     Hkv, dh, S = cfg.hsa_kv_heads, cfg.hsa_head_dim, cfg.chunk_size
     dr = cfg.retrieval_dim // Hkv
     if placement == "gpu":
@@ -497,8 +637,9 @@ def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_t
     if placement == "host":
         ahead = (capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens and os.environ.get(
             "RAMBA_HOST_ALLOC_AHEAD") == "1" else 0
-        store = HostStore(rec, dtype, block_bytes=block_bytes, first_block_bytes=first_block_bytes,
-                          allocate_ahead=ahead)
+        # allocate-ahead only pays off for pinned blocks (pageable ones cost nothing until touched)
+        store = HostStore(rec, dtype, pin=_host_pin_from_env(), block_bytes=block_bytes,
+                          first_block_bytes=first_block_bytes, allocate_ahead=ahead, writer_thread=writer_thread)
     elif placement == "disk":
         if memory_dir is None:
             import tempfile

@@ -1,11 +1,17 @@
 """Offloaded chunk memory (ramba/offload.py): `host` and `disk` placements give the same logits as `gpu`
 (bit-identical on CPU) for full prefill, segmented prefill and decode; the stores keep exact contents across
-block boundaries, file growth and cache eviction; the disk file never outlives the run unless kept."""
+block boundaries, file growth and cache eviction; the disk file never outlives the run unless kept. The host
+store's pageable mode (writer thread, forced on CPU with writer_thread=True) gives the same records and logits,
+does not stall a write, and raises a failed copy in the caller."""
 import os
+import threading
+import time
 
 import pytest
 import torch
 
+import ramba.offload as off
+from ramba.errors import BadInputError
 from ramba.offload import DiskStore, HostStore, OffloadedChunkMemory, make_chunk_memory
 
 from .helpers import run_segments, small_model
@@ -77,7 +83,6 @@ def test_memory_dtype_bf16_identical_across_placements(ids, tmp_path):
 def test_streamed_landmarks_same_selection(ids):
     """Landmarks past landmarks_max_bytes move to host and selection streams them in blocks with a running
     top-k: same chunks selected, same logits (fp32 rounding of blocked scores aside)."""
-    import ramba.offload as off
     model = small_model("ramba")
     ref = run_segments(model, ids, [100, 1])
     old = off.LANDMARK_BLOCK_CHUNKS
@@ -145,6 +150,147 @@ def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch):
     ref = run_segments(model, ids, [100], prompt_length=T)
     got = run_segments(model, ids, [100], prompt_length=T, **HOST)
     assert torch.equal(got, ref)
+
+
+REC = 24                                                          # bytes of one (2, 3) fp32 record
+
+
+def _threaded_store(**kw):
+    return HostStore((2, 3), torch.float32, block_bytes=4 * REC, first_block_bytes=REC, pin=False,
+                     writer_thread=True, **kw)
+
+
+@pytest.mark.parametrize("ahead_bytes", [1 << 30, 3 * REC], ids=["unbounded", "bounded"])
+def test_host_store_writer_thread_exact(ahead_bytes, monkeypatch):
+    """Many threaded writes, some spanning blocks (and, bounded, waiting on the write-ahead limit): after sync()
+    every record is right, in the blocks the caller-side _grow makes."""
+    monkeypatch.setattr(off, "WRITE_AHEAD_BYTES", ahead_bytes)
+    st = _threaded_store()
+    g = torch.Generator().manual_seed(3)
+    ref = torch.randn(200, 2, 3, generator=g)
+    c = 0
+    while c < 200:
+        n = min(200 - c, int(torch.randint(1, 9, (1,), generator=g)))
+        st.write(c, ref[c:c + n])
+        c += n
+    st.write(5, ref[5:11] * 2)                                    # rewrites land in order, after the first
+    ref[5:11] *= 2
+    st.sync()
+    assert st._writer._items == 0 and st._writer._bytes == 0
+    assert [b.shape[0] for b in st.blocks][:4] == [1, 2, 4, 4] and st.capacity >= 200
+    assert torch.equal(st.read(torch.arange(200)), ref)
+    ids = torch.tensor([0, 1, 2, 3, 6, 7, 13, 99, 199])
+    assert torch.equal(st.read(ids), ref[ids])
+    thread = st._writer._thread
+    st.close()
+    assert not thread.is_alive() and st._writer is None and not st.blocks
+
+
+def test_host_store_writer_thread_does_not_stall(monkeypatch):
+    """write() returns while its copy is still held back; with the write-ahead limit full the next write waits
+    for the thread; read() waits for every copy."""
+    gate = threading.Event()
+    real = off._copy_spans
+
+    def held(spans, recs):
+        gate.wait(10)
+        real(spans, recs)
+
+    monkeypatch.setattr(off, "_copy_spans", held)
+    monkeypatch.setattr(off, "WRITE_AHEAD_BYTES", 4 * REC)
+    st = _threaded_store()
+    ref = torch.randn(8, 2, 3)
+    st.write(0, ref[:4])                                          # queued, its copy held: returns at once
+    assert st._writer._items == 1 and st.length == 4
+    second = threading.Thread(target=st.write, args=(4, ref[4:]))
+    second.start()
+    time.sleep(0.1)
+    assert second.is_alive(), "a write past WRITE_AHEAD_BYTES must wait for the queued copies"
+    gate.set()
+    second.join(10)
+    assert not second.is_alive()
+    assert torch.equal(st.read(torch.arange(8)), ref)
+    st.close()
+
+
+def test_host_store_writer_thread_error_surfaces(monkeypatch):
+    """An exception inside the writer thread is raised in the caller by sync/write/read/close, never lost; close
+    still frees the store."""
+    calls = []
+
+    def broken(spans, recs):
+        calls.append(len(spans))
+        raise RuntimeError("copy failed in the writer thread")
+
+    monkeypatch.setattr(off, "_copy_spans", broken)
+    st = _threaded_store()
+    st.write(0, torch.ones(3, 2, 3))                              # returns: the failure is in the thread
+    with pytest.raises(RuntimeError, match="writer thread"):
+        st.sync()
+    with pytest.raises(RuntimeError, match="writer thread"):
+        st.write(3, torch.ones(1, 2, 3))
+    with pytest.raises(RuntimeError, match="writer thread"):
+        st.read(torch.arange(3))
+    thread = st._writer._thread
+    with pytest.raises(RuntimeError, match="writer thread"):
+        st.close()
+    assert not thread.is_alive() and not st.blocks and calls == [2]
+    st.close()                                                    # reported once closed: a second close is quiet
+
+
+def test_host_writer_thread_error_surfaces_in_model(ids, monkeypatch):
+    def broken(spans, recs):
+        raise RuntimeError("copy failed in the writer thread")
+
+    monkeypatch.setattr(off, "_copy_spans", broken)
+    with pytest.raises(RuntimeError, match="writer thread"):
+        run_segments(small_model("ramba"), ids, [100], writer_thread=True, **HOST)
+
+
+@pytest.mark.parametrize("ahead_bytes", [1 << 30, 1], ids=["unbounded", "one-write"])
+def test_host_writer_thread_identical_to_gpu(ahead_bytes, ids, monkeypatch):
+    """RAMBA_HOST_PINNED=0 and the writer thread (forced on CPU): segmented prefill, logits="last" and decode
+    give the gpu placement's logits, bit for bit."""
+    monkeypatch.setenv("RAMBA_HOST_PINNED", "0")
+    monkeypatch.setattr(off, "WRITE_AHEAD_BYTES", ahead_bytes)
+    model = small_model("ramba", mamba_segment=48)
+    for sizes in SIZES:
+        ref = run_segments(model, ids, sizes)
+        got = run_segments(model, ids, sizes, writer_thread=True, **HOST)
+        assert torch.equal(got, ref), f"sizes {sizes}: max |dlogit| {(got - ref).abs().max():.3g}"
+    outs = {}
+    for name, kw in {"gpu": {}, "host": dict(writer_thread=True, **HOST)}.items():
+        st = model.allocate_state(2, prompt_length=200, **kw)
+        seq = []
+        for a, b in [(0, 90), (90, 200)]:
+            lg, st = model.prefill(ids[:, a:b], st, logits="last")
+            seq.append(lg[:, -1])
+        tok = seq[-1].argmax(-1)
+        for _ in range(20):
+            lg, st = model.decode(tok, st)
+            seq.append(lg)
+            tok = lg.argmax(-1)
+        outs[name] = torch.stack(seq)
+        if name == "host":
+            store = st.memory.store
+            assert not store.pin and store._writer is not None          # the thread did the copies
+        st.memory.close()
+    assert torch.equal(outs["host"], outs["gpu"])
+
+
+def test_host_pinned_env(monkeypatch):
+    cfg = small_model("ramba").cfg
+    for raw, pin in [(None, torch.cuda.is_available()), ("1", torch.cuda.is_available()), ("0", False)]:
+        if raw is None:
+            monkeypatch.delenv("RAMBA_HOST_PINNED", raising=False)
+        else:
+            monkeypatch.setenv("RAMBA_HOST_PINNED", raw)
+        mem = make_chunk_memory("host", 1, cfg, "cpu", torch.float32)
+        assert mem.store.pin is pin and mem.store.writer_thread is None
+        mem.close()
+    monkeypatch.setenv("RAMBA_HOST_PINNED", "yes")
+    with pytest.raises(BadInputError, match="RAMBA_HOST_PINNED"):
+        make_chunk_memory("host", 1, cfg, "cpu", torch.float32)
 
 
 def test_disk_store_grow_cache_and_cleanup(tmp_path):

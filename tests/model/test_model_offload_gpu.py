@@ -1,10 +1,14 @@
 """CUDA only: host (pinned blocks, side-stream writes, staged bulk gathers) and disk placements give the same
 logits as the in-GPU memory with the Triton ops, through segmented prefill, logits="last" and decode, and after
-a state is dropped and rebuilt (resume); peak GPU memory of an offloaded prefill does not hold the K/V."""
+a state is dropped and rebuilt (resume); peak GPU memory of an offloaded prefill does not hold the K/V. The
+pageable host mode (RAMBA_HOST_PINNED=0: writer thread, side-stream pageable D2H) keeps exact records and the
+same logits."""
 import pytest
 import torch
 
+import ramba.offload as off
 from ramba import RambaConfig, RambaModel
+from ramba.offload import HostStore
 
 from .helpers import run_segments
 
@@ -45,3 +49,37 @@ def test_offloaded_gpu_memory_flat(model):
         del st
     kv = (1 << 20) * 2 * model.cfg.hsa_kv_heads * model.cfg.hsa_head_dim * 4
     assert peaks["gpu"] - peaks["host"] > 0.8 * kv, peaks     # the K/V (256 MiB fp32) is not on the GPU
+
+
+@pytest.mark.parametrize("ahead_bytes", [1 << 30, 1], ids=["unbounded", "one-write"])
+def test_pageable_host_store_exact_on_cuda(ahead_bytes, monkeypatch):
+    """CUDA records into pageable blocks go through the writer thread; temporaries dropped right after write()
+    stay alive until copied (junk allocated after them does not land in the store); blocks boundaries crossed."""
+    monkeypatch.setattr(off, "WRITE_AHEAD_BYTES", ahead_bytes)
+    rec = (2, 64)
+    st = HostStore(rec, torch.float32, pin=False, block_bytes=5 * 512, first_block_bytes=512)
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(300, *rec, generator=g)
+    c, junk = 0, []
+    while c < 300:
+        n = min(300 - c, int(torch.randint(1, 12, (1,), generator=g)))
+        st.write(c, ref[c:c + n].cuda() * 1)                  # a temporary: only the writer keeps it alive
+        junk.append(torch.full((n, *rec), -1.0, device="cuda"))
+        c += n
+    assert st._writer is not None and not st.blocks[0].is_pinned()
+    st.sync()
+    assert torch.equal(st.read(torch.arange(300)), ref)
+    st.close()
+
+
+def test_pageable_host_equals_gpu_on_cuda(model, monkeypatch):
+    monkeypatch.setenv("RAMBA_HOST_PINNED", "0")
+    ids = torch.randint(0, 256, (1, 5000), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    for sizes in ([5000], [1024], [777, 1]):
+        ref = run_segments(model, ids, sizes)
+        got = run_segments(model, ids, sizes, memory="host")
+        assert (got - ref).abs().max().item() <= 1e-4, sizes      # same bound as the pinned host test
+    st = model.allocate_state(1, prompt_length=3000, memory="host")
+    model.prefill(ids[:, :3000], st, logits="last")
+    assert not st.memory.store.pin and st.memory.store._writer is not None
+    st.memory.close()
