@@ -94,8 +94,12 @@ class RambaBackend(LoglikelihoodMixin):
         return self.memory_line
 
     def meta(self) -> dict:
-        return {"dtype": self.dtype, "memory_dtype": self.memory_dtype, "memory": self.placement,
-                "memory_requested": self.requested_memory, "memory_line": self.memory_line}
+        from ramba.offload import host_block_mode
+        out = {"dtype": self.dtype, "memory_dtype": self.memory_dtype, "memory": self.placement,
+               "memory_requested": self.requested_memory, "memory_line": self.memory_line}
+        if self.placement == "host":
+            out["host_blocks"] = host_block_mode()      # pinned or pageable (RAMBA_HOST_PINNED)
+        return out
 
     def close(self) -> None:
         if self.state is not None and self.state.memory is not None:

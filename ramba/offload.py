@@ -621,6 +621,12 @@ def _host_pin_from_env() -> bool | None:
     return False if raw == "0" else None
 
 
+def host_block_mode() -> str:
+    """What the host placement's K/V blocks are under the current environment: "pinned" or "pageable"."""
+    pin = _host_pin_from_env()
+    return "pageable" if pin is False or not _pin_default() else "pinned"
+
+
 def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_tokens: int | None = None,
                       memory_dir=None, keep_file: bool = False, cache_bytes: int = CACHE_BYTES,
                       landmarks_max_bytes: int | None = None, block_bytes: int = BLOCK_BYTES,

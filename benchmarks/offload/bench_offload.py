@@ -281,6 +281,42 @@ def p64(out: Path, device: str, length: str = "64M", sweep_lengths: str = "1M,4M
     return res
 
 
+def hostab(out: Path, device: str, length: str = "64M", segment: int = 0, deadline: float | None = None,
+           memory_dtype: str | None = None, probe_length: str = "1M", modes=("pageable", "pinned")) -> dict:
+    """The host placement's two block modes (RAMBA_HOST_PINNED) against gpu at one length, in one process:
+    probe (segment), then per seed: host in each mode, gpu. Seed 0 of `pinned` pins its blocks (~1 s/GiB);
+    seed 1 reuses them (torch's pinned cache); pageable blocks are fresh memory every run."""
+    import os
+    from ramba.evals.lengths import parse_lengths
+    L = parse_lengths(length)[0]
+    res: dict = {"length": L, "runs": [], "modes": list(modes)}
+    if not segment:
+        probe = _pk(out, f"probe-{probe_length}-gpu", device, probe_length, "gpu", segment=1 << 16,
+                    memory_dtype=memory_dtype)
+        res["probe"] = probe
+        segment, res["segment_choice"] = _act_segment(probe, L, memory_dtype)
+    res["segment"] = segment
+    _save(out, "hostab", res)
+    kw = dict(segment=segment, memory_dtype=memory_dtype)
+    plan = [(f"host-{m}", m, seed) for seed in (0, 1) for m in modes]
+    plan = plan[:len(modes)] + [("gpu", None, 0)] + plan[len(modes):] + [("gpu", None, 1)]
+    for tag, mode, seed in plan:
+        placement = "gpu" if mode is None else "host"
+        pin = PIN_S_PER_GIB * L * 272 / G if mode == "pinned" and seed == 0 else 0.0
+        if res["runs"] and not _fits_in_time(res, deadline, L, placement, extra_s=pin):
+            continue
+        if mode is not None:
+            os.environ["RAMBA_HOST_PINNED"] = "0" if mode == "pageable" else "1"
+        try:
+            run_ = _pk(out, f"passkey-{length}-{tag}-s{seed}", device, length, placement, seed=seed, **kw)
+        finally:
+            os.environ.pop("RAMBA_HOST_PINNED", None)
+        run_["host_blocks"] = mode
+        res["runs"].append(run_)
+        _save(out, "hostab", res)
+    return res
+
+
 def disk(out: Path, device: str, lengths: str = "16M,64M", segment: int | None = None,
          deadline: float | None = None, memory_dtype: str | None = None) -> dict:
     from ramba.evals.lengths import parse_lengths
@@ -328,7 +364,7 @@ def m256(out: Path, device: str, length: str = "256M", samples: int = 3, segment
 
 
 STAGES = {"sweep": sweep, "passkey": passkey, "long": long, "dtype": dtype, "370m": m370,
-          "p64": p64, "disk": disk, "256m": m256}
+          "p64": p64, "hostab": hostab, "disk": disk, "256m": m256}
 
 
 def main(argv=None) -> int:
@@ -355,20 +391,24 @@ def main(argv=None) -> int:
     if a.stage == "smoke":    # CPU, seconds: every stage's code path at tiny sizes
         res = {"sweep": sweep(out, "cpu", lengths="1K,2K", decode=2),
                "passkey": passkey(out, "cpu", length="1K", samples=1, placements=("host", "disk"))}
-    elif a.stage in ("p64", "disk", "256m"):
+    elif a.stage in ("p64", "hostab", "disk", "256m"):
         _header(out, a.device)
         seg = a.segment or None
         if a.stage == "p64":
             res = p64(out, a.device, length=a.lengths or "64M", sweep_lengths=a.sweep, segment=a.segment,
                       deadline=a.deadline, memory_dtype=a.memory_dtype, second=not a.no_second,
                       probe_length=a.probe)
+        elif a.stage == "hostab":
+            res = hostab(out, a.device, length=a.lengths or "64M", segment=a.segment, deadline=a.deadline,
+                         memory_dtype=a.memory_dtype, probe_length=a.probe)
         elif a.stage == "disk":
             res = disk(out, a.device, lengths=a.lengths or "16M,64M", segment=seg, deadline=a.deadline,
                        memory_dtype=a.memory_dtype)
         else:
             tok_s = a.tok_s
-            if tok_s is None and (out / "summary-p64.json").exists():
-                tok_s = _tok_s(json.loads((out / "summary-p64.json").read_text()), "host")
+            for prior in ("p64", "hostab"):
+                if tok_s is None and (out / f"summary-{prior}.json").exists():
+                    tok_s = _tok_s(json.loads((out / f"summary-{prior}.json").read_text()), "host")
             res = m256(out, a.device, length=a.lengths or "256M", samples=a.samples, segment=seg,
                        deadline=a.deadline, memory_dtype=a.memory_dtype or "bfloat16", tok_s=tok_s)
     elif a.stage == "370m":

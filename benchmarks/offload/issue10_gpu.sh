@@ -2,7 +2,8 @@
 # Issue 10's GPU records in ONE call on a warm H200 (mamba-ssm Triton kernels already in the cache), under a
 # hard wall-clock limit of ~280 s for setup + this script:
 #   source benchmarks/gpu_setup.sh && bash benchmarks/offload/issue10_gpu.sh $OUT [STEPS]
-# STEPS (default p64,disk,370m,256m) runs a subset, e.g. `... $OUT 256m` for a call of its own.
+# STEPS (default p64,disk,370m,256m; also hostab: the host placement's pinned and pageable blocks against gpu,
+# two samples each, in one process) runs a subset, e.g. `... $OUT 256m` for a call of its own.
 # Knobs (environment): ISSUE10_BUDGET_S (seconds from this script's start, default 250: setup ~15-25 s of the
 # 280 s is already spent), SEG256 (256M segment, default 65536), MEM256 (256M memory dtype, default bfloat16),
 # SAMPLES256 (default 3), ISSUE10_GIT_SHA (recorded when the copy has no .git). CPU smoke test of the script:
@@ -77,7 +78,8 @@ step() {
 }
 
 step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
-step disk 60 15 --lengths "${DISKL:-16M,64M}"
+step hostab 330 60 --lengths "${L64:-64M}" --probe "${PROBE:-1M}"
+step disk 100 15 --lengths "${DISKL:-16M,64M}"
 step 370m 70 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}"
 step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
   --memory-dtype "${MEM256:-bfloat16}"

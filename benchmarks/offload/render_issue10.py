@@ -69,6 +69,7 @@ def passkey_rows(doc) -> list[dict]:
             if r.get("convention") != "generated":
                 continue
             out.append({"folder": name, "probe": name.startswith("probe"), "placement": be.get("memory"),
+                        "host_blocks": be.get("host_blocks"),
                         "memory_dtype": be.get("memory_dtype"), "dtype": be.get("dtype"),
                         "segment": meta.get("segment"), "model_config": meta.get("model_config"),
                         "length": r["length"], "correct": bool(r["correct"]), "prefill_s": r["prefill_s"],
@@ -124,19 +125,24 @@ def targets(doc) -> list[tuple[str, str, bool | None]]:
                   peak <= 4 * G))
     else:
         t.append(("64M passkey, `host`: peak GPU memory <= 4 GiB", "not run", None))
-    # 2. host time vs gpu time, same segment and memory dtype
+    # 2. host time vs gpu time, same segment and memory dtype; one line per host block mode
     if h64 and g64:
         seg = h64[0]["segment"]
         gs = [r for r in g64 if r["segment"] == seg and r["memory_dtype"] == h64[0]["memory_dtype"]] or g64
-        hb, gb = min(r["prefill_s"] for r in h64), min(r["prefill_s"] for r in gs)
-        cold = ""
-        h0 = [r for r in h64 if r["seed"] == 0]
+        gb = min(r["prefill_s"] for r in gs)
         g0 = [r for r in gs if r["seed"] == 0]
-        if h0 and g0:
-            cold = f"; first sample (host pins its blocks): {h0[0]['prefill_s']:.1f} / {g0[0]['prefill_s']:.1f} s = " \
-                   f"{h0[0]['prefill_s'] / g0[0]['prefill_s']:.2f}x"
-        t.append(("64M passkey, `host` time <= 1.25x `gpu` time",
-                  f"best {hb:.1f} s / {gb:.1f} s = {hb / gb:.2f}x (n={len(h64)}/{len(gs)}){cold}", hb <= 1.25 * gb))
+        for mode in sorted({r["host_blocks"] or "pinned" for r in h64}):
+            hm = [r for r in h64 if (r["host_blocks"] or "pinned") == mode]
+            hb = min(r["prefill_s"] for r in hm)
+            h0 = [r for r in hm if r["seed"] == 0]
+            first, cold = None, ""
+            if h0 and g0:
+                first = h0[0]["prefill_s"] / g0[0]["prefill_s"]
+                cold = f"; first sample: {h0[0]['prefill_s']:.1f} / {g0[0]['prefill_s']:.1f} s = {first:.2f}x"
+            # a user's one run is a first sample: it counts when there is one
+            ok = (first if first is not None else hb / gb) <= 1.25
+            t.append((f"64M passkey, `host` ({mode} blocks) time <= 1.25x `gpu` time",
+                      f"best {hb:.1f} s / {gb:.1f} s = {hb / gb:.2f}x (n={len(hm)}/{len(gs)}){cold}", ok))
     else:
         t.append(("64M passkey, `host` time <= 1.25x `gpu` time",
                   f"host n={len(h64)}, gpu n={len(g64)}", None))
@@ -236,7 +242,8 @@ def render(doc) -> str:
         lines += ["", "| run | placement | memory | segment | length | correct | prefill s | tok/s | peak GPU | "
                       "state | peak host |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            lines.append(f"| {r['folder']} | {r['placement']} | {r['memory_dtype']} | {r['segment']:,} | "
+            where = r["placement"] + (f" ({r['host_blocks']})" if r.get("host_blocks") else "")
+            lines.append(f"| {r['folder']} | {where} | {r['memory_dtype']} | {r['segment']:,} | "
                          f"{r['length']:,} | {r['correct']} | {r['prefill_s']:.2f} | "
                          f"{r['length'] / max(r['prefill_s'], 1e-9):,.0f} | {_gib(r['peak_gpu'])} | "
                          f"{_gib(r['state_bytes'])} | {_gib(r['peak_host'])} |")
