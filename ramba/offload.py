@@ -51,8 +51,11 @@ def _nbytes(shape, dtype) -> int:
 
 
 def _copy_spans(spans, recs: torch.Tensor) -> None:
-    for blk, off, src, take in spans:
-        blk[off:off + take].copy_(recs[src:src + take])
+    # inference mode is per thread: blocks made under the caller's torch.inference_mode() are inference
+    # tensors, which the writer thread may update only inside inference mode (normal blocks are fine in it too)
+    with torch.inference_mode():
+        for blk, off, src, take in spans:
+            blk[off:off + take].copy_(recs[src:src + take])
 
 
 class _CopyWriter:

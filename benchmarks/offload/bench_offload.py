@@ -382,6 +382,7 @@ def main(argv=None) -> int:
     ap.add_argument("--deadline", type=float, default=None, help="Unix time: skip sub-runs projected past it")
     ap.add_argument("--probe", default="1M", help="p64: the gpu probe's length (activation bytes)")
     ap.add_argument("--no-second", action="store_true", help="p64: no second 64M sample per placement")
+    ap.add_argument("--modes", default="pageable,pinned", help="hostab: host block modes to run, in order")
     ap.add_argument("--model", default=None, help="370m: the model (default ramba:370m)")
     ap.add_argument("--tok-s", type=float, default=None, help="256m: tokens/s to project the first sample "
                     "(default: from summary-p64.json in --out, if there)")
@@ -400,7 +401,7 @@ def main(argv=None) -> int:
                       probe_length=a.probe)
         elif a.stage == "hostab":
             res = hostab(out, a.device, length=a.lengths or "64M", segment=a.segment, deadline=a.deadline,
-                         memory_dtype=a.memory_dtype, probe_length=a.probe)
+                         memory_dtype=a.memory_dtype, probe_length=a.probe, modes=tuple(a.modes.split(",")))
         elif a.stage == "disk":
             res = disk(out, a.device, lengths=a.lengths or "16M,64M", segment=seg, deadline=a.deadline,
                        memory_dtype=a.memory_dtype)

@@ -186,6 +186,20 @@ def test_host_store_writer_thread_exact(ahead_bytes, monkeypatch):
     assert not thread.is_alive() and st._writer is None and not st.blocks
 
 
+def test_host_store_writer_thread_under_inference_mode():
+    """The runner prefills under torch.inference_mode(), so the blocks are inference tensors; inference mode is
+    per thread, and the writer thread must still be allowed to fill them (an H200 run failed here once)."""
+    st = _threaded_store()
+    ref = torch.randn(12, 2, 3)
+    with torch.inference_mode():
+        for c in range(0, 12, 3):
+            st.write(c, ref[c:c + 3] + 0)             # an inference tensor, as the model's records are
+        st.sync()
+        assert st.blocks[0].is_inference()
+        assert torch.equal(st.read(torch.arange(12)), ref)
+    st.close()
+
+
 def test_host_store_writer_thread_does_not_stall(monkeypatch):
     """write() returns while its copy is still held back; with the write-ahead limit full the next write waits
     for the thread; read() waits for every copy."""
