@@ -40,6 +40,8 @@ LANDMARK_BLOCK_CHUNKS = 1 << 16  # streamed landmarks: chunks scored per device 
 # pageable host mode: bytes of records queued for the writer thread before write() waits (on CUDA they are
 # device tensors kept alive until copied, so this bounds the GPU memory the copies hold)
 WRITE_AHEAD_BYTES = 1 << 30
+PAGE_BYTES = 4096              # allocate-ahead touches one byte per page to map pageable blocks
+POPULATE_THREADS = max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _pin_default() -> bool:
@@ -187,9 +189,24 @@ class HostStore:
     def _new_block(self, n: int) -> torch.Tensor:
         return torch.empty((n, *self.rec_shape), dtype=self.dtype, pin_memory=self.pin)
 
+    def _populated_block(self, n: int) -> torch.Tensor:
+        """A new block whose pages are already mapped: pageable memory is mapped on first touch (about 1 s/GiB
+        on one thread, like pinning), so the allocate-ahead threads touch one byte per page in parallel."""
+        blk = self._new_block(n)
+        if not self.pin:
+            blk.view(-1).view(torch.uint8)[::PAGE_BYTES].zero_()
+        return blk
+
     def _allocate_blocks(self, sizes: list[int]) -> None:
-        for n in sizes:
-            blk = self._new_block(n)
+        from concurrent.futures import ThreadPoolExecutor
+        # pinned blocks: one thread (cudaHostAlloc serialises on a driver lock); pageable: POPULATE_THREADS
+        workers = 1 if self.pin else POPULATE_THREADS
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ramba-host-alloc") as pool:
+            blocks = pool.map(self._populated_block, sizes)        # in order, `workers` at a time
+            self._publish_blocks(blocks)
+
+    def _publish_blocks(self, blocks) -> None:
+        for blk in blocks:
             with self._ahead_cv:
                 self._ahead.append(blk)
                 self._ahead_cv.notify_all()
@@ -627,7 +644,8 @@ def _host_pin_from_env() -> bool | None:
 def host_block_mode() -> str:
     """What the host placement's K/V blocks are under the current environment: "pinned" or "pageable"."""
     pin = _host_pin_from_env()
-    return "pageable" if pin is False or not _pin_default() else "pinned"
+    mode = "pageable" if pin is False or not _pin_default() else "pinned"
+    return mode + ("-ahead" if os.environ.get("RAMBA_HOST_ALLOC_AHEAD") == "1" else "")
 
 
 def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_tokens: int | None = None,

@@ -302,15 +302,17 @@ def hostab(out: Path, device: str, length: str = "64M", segment: int = 0, deadli
     plan = plan[:len(modes)] + [("gpu", None, 0)] + plan[len(modes):] + [("gpu", None, 1)]
     for tag, mode, seed in plan:
         placement = "gpu" if mode is None else "host"
-        pin = PIN_S_PER_GIB * L * 272 / G if mode == "pinned" and seed == 0 else 0.0
+        pin = PIN_S_PER_GIB * L * 272 / G if mode and mode.startswith("pinned") and seed == 0 else 0.0
         if res["runs"] and not _fits_in_time(res, deadline, L, placement, extra_s=pin):
             continue
-        if mode is not None:
-            os.environ["RAMBA_HOST_PINNED"] = "0" if mode == "pageable" else "1"
+        if mode is not None:       # "pageable" / "pinned", "-ahead": blocks allocated (and mapped) ahead
+            os.environ["RAMBA_HOST_PINNED"] = "0" if mode.startswith("pageable") else "1"
+            os.environ["RAMBA_HOST_ALLOC_AHEAD"] = "1" if mode.endswith("-ahead") else "0"
         try:
             run_ = _pk(out, f"passkey-{length}-{tag}-s{seed}", device, length, placement, seed=seed, **kw)
         finally:
             os.environ.pop("RAMBA_HOST_PINNED", None)
+            os.environ.pop("RAMBA_HOST_ALLOC_AHEAD", None)
         run_["host_blocks"] = mode
         res["runs"].append(run_)
         _save(out, "hostab", res)

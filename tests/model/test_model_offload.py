@@ -143,12 +143,14 @@ def test_host_store_allocate_ahead_same_blocks_and_contents(ahead):
     assert st._ahead_thread is None and not st.blocks
 
 
-def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch):
-    """RAMBA_HOST_ALLOC_AHEAD=1 with a presized host memory: same logits as the gpu placement, bit for bit."""
+@pytest.mark.parametrize("writer", [False, True], ids=["caller-copies", "writer-thread"])
+def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch, writer):
+    """RAMBA_HOST_ALLOC_AHEAD=1 with a presized host memory (pageable here: blocks mapped ahead by a thread
+    pool), with and without the writer thread: same logits as the gpu placement, bit for bit."""
     monkeypatch.setenv("RAMBA_HOST_ALLOC_AHEAD", "1")
     model = small_model("ramba", mamba_segment=48)
     ref = run_segments(model, ids, [100], prompt_length=T)
-    got = run_segments(model, ids, [100], prompt_length=T, **HOST)
+    got = run_segments(model, ids, [100], prompt_length=T, **HOST, **({"writer_thread": True} if writer else {}))
     assert torch.equal(got, ref)
 
 
