@@ -158,15 +158,35 @@ class RambaModel(nn.Module):
         """Feed ids [B, T] (any T >= 1) after what `state` holds; returns (logits, state).
 
         logits="all": [B, T, V]. logits="last": [B, 1, V], and with mamba_segment set the upper stack skips
-        every token before the last reset boundary of the call (exact: see docs/contracts.md).
+        every token before the last reset boundary of the call (exact: see docs/contracts.md). logits="none":
+        None, for a call whose logits nobody reads (a long prompt's middle pieces): the upper stack runs only
+        after the last boundary at or before the call's end, so a call ending on a boundary (reset_aligned_cuts)
+        runs no retrieval and no upper stack at all.
         """
         self._check_ids(ids)
-        if logits not in ("all", "last"):
-            raise BadInputError(f"prefill logits must be 'all' or 'last', got {logits!r}")
+        if logits not in ("all", "last", "none"):
+            raise BadInputError(f"prefill logits must be 'all', 'last' or 'none', got {logits!r}")
         if not isinstance(state, RambaState) or state.batch_size != ids.shape[0]:
             raise BadInputError("prefill needs a RambaState from model.allocate_state(batch_size=ids.shape[0])")
         out, _ = self._run(ids, state, self.cfg.mamba_segment, True, None, logits, state.reset_phase)
         return out, state
+
+    def reset_aligned_cuts(self, state: RambaState, n_tokens: int, max_call: int) -> list[int]:
+        """Lengths of the prefill calls that feed n_tokens after what `state` holds, each <= max_call, every
+        call but the last ending on a Mamba reset boundary (so with logits="none" it skips the upper stack and
+        the retrieval; an offloaded memory then gathers nothing until the last call). Fixed max_call pieces
+        when the model has no resets or max_call is shorter than the reset spacing."""
+        seg = self.cfg.mamba_segment if self.cfg.uses_mamba else None
+        if not seg or max_call < seg:
+            return [min(max_call, n_tokens - s) for s in range(0, n_tokens, max_call)]
+        shift = (seg - state.reset_phase % seg) % seg            # resets at positions p with (p + shift) % seg == 0
+        cuts, pos, end = [], state.pos, state.pos + n_tokens
+        while end - pos > max_call:
+            stop = ((pos + shift + max_call) // seg) * seg - shift   # the last boundary within max_call
+            cuts.append(stop - pos)
+            pos = stop
+        cuts.append(end - pos)
+        return cuts
 
     @torch.no_grad()
     def decode(self, token: torch.Tensor, state: RambaState):
@@ -269,11 +289,21 @@ class RambaModel(nn.Module):
         # With resets, upper-stack outputs before the last boundary cannot reach later tokens (chunk memory
         # comes from the lower stack): skip them when only the last logits are wanted.
         start = 0
-        if logits_mode == "last" and segment and cfg.uses_mamba:
+        if logits_mode in ("last", "none") and segment and cfg.uses_mamba:
             m0 = pos0 + shift
-            start = max(0, ((m0 + T - 1) // segment) * segment - m0)
+            # "last" needs the last token's logits: from the boundary at or before it. "none" needs only the
+            # state carried into the next call: from the boundary at or before the call's end (a call that ends
+            # on a boundary hands the next one a reset, so its upper stack has nothing to do)
+            end = m0 + T - (1 if logits_mode == "last" else 0)
+            start = min(T, max(0, (end // segment) * segment - m0))
         aux: dict = {}
         use_hsa = cfg.has_hsa and hsa_enabled
+        if start == T:                  # logits="none" ending on a reset boundary: the lower stack's part only
+            if use_hsa and state is not None and state.memory is not None:
+                self._update_memory(x, state)
+            if state is not None:
+                state.pos += T
+            return None, aux
         if use_hsa:
             memory = None if state is None else state.memory
             if memory is None:
@@ -328,6 +358,8 @@ class RambaModel(nn.Module):
                 j += 1
         if state is not None:
             state.pos += T
+        if logits_mode == "none":
+            return None, aux
         if logits_mode == "last":
             x = x[:, -1:]
         return self.lm_head(self.norm_f(x)), aux

@@ -114,3 +114,56 @@ def test_state_tracks_position_and_memory(ids):
     assert state.pos == 70 and state.memory.num_chunks == 70 // S and state.buffer_len == 70 % S
     _, state = model.decode(ids[:, 70], state)
     assert state.pos == 71 and state.nbytes() > 0
+
+
+@pytest.mark.parametrize("phase", [0, 5, 47])
+@pytest.mark.parametrize("max_call", [48, 60, 100, 7])
+@pytest.mark.parametrize("arch", ["ramba", "mamba2", "swa-hsa"])
+def test_reset_aligned_pieces_with_logits_none_equal_full_forward(arch, max_call, phase, ids):
+    """A prompt fed in reset_aligned_cuts pieces, every piece but the last with logits="none" (which skips the
+    upper stack when the piece ends on a reset boundary), then decode: the same logits as one full forward."""
+    model = small_model(arch, mamba_segment=48)
+    full = run_segments(model, ids, [T], reset_phase=phase)                     # [B, T, V]
+    state = model.allocate_state(2)
+    state.reset_phase = phase
+    cuts = model.reset_aligned_cuts(state, 200, max_call)
+    assert sum(cuts) == 200 and max(cuts) <= max_call
+    if arch != "swa-hsa" and max_call >= 48:     # every piece but the last ends on a boundary
+        shift = (48 - phase % 48) % 48
+        assert all((sum(cuts[:i + 1]) + shift) % 48 == 0 for i in range(len(cuts) - 1))
+    s = 0
+    for i, n in enumerate(cuts):
+        out, state = model.prefill(ids[:, s:s + n], state, logits="last" if i == len(cuts) - 1 else "none")
+        assert (out is None) == (i < len(cuts) - 1)
+        s += n
+    assert (out[:, 0] - full[:, 199]).abs().max() <= TOL
+    for t in range(200, T):
+        d, state = model.decode(ids[:, t], state)
+        assert (d - full[:, t]).abs().max() <= TOL
+
+
+def test_aligned_pieces_gather_offloaded_memory_once(ids):
+    """Offloaded memory with reset-aligned pieces: the middle pieces run no retrieval, so the host memory is
+    gathered from once (the last piece), where fixed pieces with logits="last" gather once per piece."""
+    model = small_model("ramba", mamba_segment=48)
+    host = dict(memory="host", block_bytes=1 << 16, first_block_bytes=1)
+
+    def gathers(aligned: bool) -> int:
+        state = model.allocate_state(2, **host)
+        cuts = model.reset_aligned_cuts(state, 200, 50) if aligned else [50, 50, 50, 50]
+        s = 0
+        for i, n in enumerate(cuts):
+            last = i == len(cuts) - 1
+            model.prefill(ids[:, s:s + n], state, logits="last" if (last or not aligned) else "none")
+            s += n
+        return state.memory.gathers
+
+    assert gathers(aligned=True) == 1
+    assert gathers(aligned=False) == 4
+
+
+def test_prefill_rejects_unknown_logits_mode(ids):
+    from ramba.errors import BadInputError
+    model = small_model("ramba")
+    with pytest.raises(BadInputError, match="'all', 'last' or 'none'"):
+        model.prefill(ids[:, :10], model.allocate_state(2), logits="first")
