@@ -1,7 +1,7 @@
 """`ramba` backend: a RAMba checkpoint folder or preset, fed through RambaModel.prefill/decode.
 
-consume() prefills in pieces of at most `segment` tokens (activation memory stays bounded on long prompts), cut
-on Mamba reset boundaries (model.reset_aligned_cuts): every piece but the last runs with logits="none" and so only
+consume() prefills in pieces of about `segment` tokens (activation memory stays bounded on long prompts), re-cut
+on Mamba reset boundaries (model.prefill_stream): every piece but the last runs with logits="none" and so only
 the lower stack and the chunk encoder; the last runs with logits="last" (the upper stack from its last boundary).
 
 Memory (issue 10): `dtype` is the model's compute dtype (default: the checkpoint's), `memory_dtype` the chunk
@@ -134,14 +134,11 @@ class RambaBackend(LoglikelihoodMixin):
         logits = None
         if self.state is None:
             self.reset()
-        # every piece but the last ends on a reset boundary and returns no logits: no retrieval, no upper
-        # stack and (offloaded) no host gather until the last piece
-        cuts = self.model.reset_aligned_cuts(self.state, len(ids), self.segment)
-        s = 0
-        for i, n in enumerate(cuts):
-            x = torch.as_tensor(ids[s:s + n].astype(np.int64), device=self.device)[None]               # [1, n]
-            logits, self.state = self.model.prefill(x, self.state, logits="last" if i == len(cuts) - 1 else "none")
-            s += n
+        # pieces of `segment` tokens, re-cut on reset boundaries: every call but the last returns no logits and
+        # runs no retrieval, no upper stack and (offloaded) no host gather
+        pieces = (torch.as_tensor(ids[s:s + self.segment].astype(np.int64), device=self.device)[None]    # [1, t]
+                  for s in range(0, len(ids), self.segment))
+        logits, self.state = self.model.prefill_stream(pieces, self.state)
         return logits[0, -1].float()                                        # [V]
 
     def step(self, token: int):

@@ -161,7 +161,7 @@ class RambaModel(nn.Module):
         every token before the last reset boundary of the call (exact: see docs/contracts.md). logits="none":
         None, for a call whose logits nobody reads (a long prompt's middle pieces): the upper stack runs only
         after the last boundary at or before the call's end, so a call ending on a boundary (reset_aligned_cuts)
-        runs no retrieval and no upper stack at all.
+        runs no retrieval and no upper stack at all (prefill_stream cuts a long prompt so).
         """
         self._check_ids(ids)
         if logits not in ("all", "last", "none"):
@@ -171,22 +171,44 @@ class RambaModel(nn.Module):
         out, _ = self._run(ids, state, self.cfg.mamba_segment, True, None, logits, state.reset_phase)
         return out, state
 
-    def reset_aligned_cuts(self, state: RambaState, n_tokens: int, max_call: int) -> list[int]:
-        """Lengths of the prefill calls that feed n_tokens after what `state` holds, each <= max_call, every
-        call but the last ending on a Mamba reset boundary (so with logits="none" it skips the upper stack and
-        the retrieval; an offloaded memory then gathers nothing until the last call). Fixed max_call pieces
-        when the model has no resets or max_call is shorter than the reset spacing."""
+    def last_reset(self, reset_phase: int, after: int, end: int) -> int | None:
+        """The largest Mamba reset position p with after < p <= end (absolute positions, resets at
+        reset_phase mod mamba_segment), or None (none there, or the model has no resets)."""
         seg = self.cfg.mamba_segment if self.cfg.uses_mamba else None
-        if not seg or max_call < seg:
-            return [min(max_call, n_tokens - s) for s in range(0, n_tokens, max_call)]
-        shift = (seg - state.reset_phase % seg) % seg            # resets at positions p with (p + shift) % seg == 0
-        cuts, pos, end = [], state.pos, state.pos + n_tokens
-        while end - pos > max_call:
-            stop = ((pos + shift + max_call) // seg) * seg - shift   # the last boundary within max_call
-            cuts.append(stop - pos)
-            pos = stop
-        cuts.append(end - pos)
-        return cuts
+        if not seg:
+            return None
+        shift = (seg - reset_phase % seg) % seg                  # resets at positions p with (p + shift) % seg == 0
+        p = ((end + shift) // seg) * seg - shift
+        return p if p > after else None
+
+    def prefill_stream(self, pieces, state: RambaState):
+        """Feed an iterable of prompt pieces (ids [B, t] each) after what `state` holds; -> (last logits
+        [B, 1, V], state). Every call but the last ends on a reset boundary and runs with logits="none" (the
+        tokens after a piece's last boundary wait for the next piece), so a long prompt runs retrieval and the
+        upper stack once. Calls are at most a piece plus one reset spacing long."""
+        carry, logits = None, None
+        it = iter(pieces)
+        nxt = next(it, None)
+        while nxt is not None:
+            piece, nxt = nxt, next(it, None)
+            ids = piece if carry is None else torch.cat([carry, piece], dim=1)           # [B, t]
+            carry = None
+            if nxt is None:
+                logits, state = self.prefill(ids, state, logits="last")
+                break
+            stop = self.last_reset(state.reset_phase, state.pos, state.pos + ids.shape[1])
+            if stop is None:                    # no boundary in this piece: no resets, or a short piece
+                if self.cfg.uses_mamba and self.cfg.mamba_segment:
+                    carry = ids                 # wait for one (at most a reset spacing more)
+                else:
+                    self.prefill(ids, state, logits="none")    # no resets: every piece runs in full
+                continue
+            n = stop - state.pos
+            self.prefill(ids[:, :n], state, logits="none")
+            carry = ids[:, n:] if n < ids.shape[1] else None
+        if logits is None:
+            raise BadInputError("prefill_stream: empty prompt")
+        return logits, state
 
     @torch.no_grad()
     def decode(self, token: torch.Tensor, state: RambaState):

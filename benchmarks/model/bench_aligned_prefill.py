@@ -1,6 +1,6 @@
 """Long-prompt prefill in pieces: fixed pieces with logits="last" (the evaluation path before reset-aligned
-pieces) against reset_aligned_cuts pieces with logits="none" for all but the last (today's path), same prompt,
-same process, per chunk-memory placement. The fixed path runs retrieval + the upper stack on every piece's tail
+pieces) against model.prefill_stream (pieces re-cut on reset boundaries, logits="none" for all but the last call:
+today's path), same prompt, same process, per chunk-memory placement. The fixed path runs retrieval + the upper stack on every piece's tail
 after its last reset boundary (and, offloaded, one host gather per piece); the aligned path runs them once.
 
     python benchmarks/model/bench_aligned_prefill.py --out benchmarks/records/aligned-prefill [--device cuda]
@@ -25,14 +25,14 @@ def feed(model, ids, placement: str, piece: int, aligned: bool, device: str):
     from ramba.evals.env import sync
     state = model.allocate_state(1, device=device, memory=placement, prompt_length=ids.shape[1])
     L = ids.shape[1]
-    cuts = model.reset_aligned_cuts(state, L, piece) if aligned else [min(piece, L - s) for s in range(0, L, piece)]
+    pieces = [ids[:, s:s + piece] for s in range(0, L, piece)]                           # [1, piece] each
     sync(device)
     t = time.perf_counter()
-    s = 0
-    for i, n in enumerate(cuts):
-        last = i == len(cuts) - 1
-        out, state = model.prefill(ids[:, s:s + n], state, logits="last" if (last or not aligned) else "none")
-        s += n
+    if aligned:
+        out, state = model.prefill_stream(pieces, state)
+    else:
+        for x in pieces:
+            out, state = model.prefill(x, state, logits="last")
     sync(device)
     el = time.perf_counter() - t
     gathers = getattr(state.memory, "gathers", None)

@@ -1,8 +1,8 @@
 """Accuracy of a trained model on the evaluation tasks themselves (passkey, the RULER family), any length.
 
 Samples come from the task's own generator and seeds (never drawn by training, which uses its own RNG streams).
-Prompts are streamed into `model.prefill(..., logits="last")` piece by piece (reset-aligned inference: the upper
-stack only runs on the last reset window), then the answer is decoded greedily. One greedy pass gives both
+Prompts are streamed into `model.prefill_stream` piece by piece (re-cut on reset boundaries: retrieval and the upper
+stack only run on the last reset window), then the answer is decoded greedily. One greedy pass gives both
 conventions: teacher-forced correct <=> the first len(answer) greedy tokens equal the answer tokens; generated
 correct <=> the first digit run of the decoded output equals the key.
 """
@@ -36,13 +36,12 @@ def greedy_after_prompt(model, prompts: Iterator[np.ndarray] | Sequence[np.ndarr
     with _autocast(device, amp):
         if not hsa_enabled:
             raise BadInputError("greedy_after_prompt: HSA-off runs use full forwards (evaluate_rows_hsa_off)")
-        for piece in prompts:
-            ids = torch.as_tensor(np.asarray(piece), dtype=torch.int64, device=device)
-            if ids.dim() == 1:
-                ids = ids[None]
-            logits, state = model.prefill(ids, state, logits="last")
-        if logits is None:
-            raise BadInputError("empty prompt")
+        def tensors():
+            for piece in prompts:
+                ids = torch.as_tensor(np.asarray(piece), dtype=torch.int64, device=device)
+                yield ids[None] if ids.dim() == 1 else ids                      # [B, t]
+        # re-cut on reset boundaries: retrieval and the upper stack run once, on the last piece
+        logits, state = model.prefill_stream(tensors(), state)
         out = []
         tok = logits[:, -1].float().argmax(-1)                                  # [B]
         for i in range(n_new):

@@ -117,49 +117,57 @@ def test_state_tracks_position_and_memory(ids):
 
 
 @pytest.mark.parametrize("phase", [0, 5, 47])
-@pytest.mark.parametrize("max_call", [48, 60, 100, 7])
+@pytest.mark.parametrize("piece", [48, 60, 100, 7])
 @pytest.mark.parametrize("arch", ["ramba", "mamba2", "swa-hsa"])
-def test_reset_aligned_pieces_with_logits_none_equal_full_forward(arch, max_call, phase, ids):
-    """A prompt fed in reset_aligned_cuts pieces, every piece but the last with logits="none" (which skips the
-    upper stack when the piece ends on a reset boundary), then decode: the same logits as one full forward."""
+def test_prefill_stream_equals_full_forward(arch, piece, phase, ids):
+    """A prompt fed by prefill_stream in pieces (re-cut on reset boundaries, every call but the last with
+    logits="none", which skips the upper stack when the call ends on a boundary), then decode: the same logits
+    as one full forward; every call but the last ends on a boundary, at most a piece + one spacing long."""
     model = small_model(arch, mamba_segment=48)
     full = run_segments(model, ids, [T], reset_phase=phase)                     # [B, T, V]
     state = model.allocate_state(2)
     state.reset_phase = phase
-    cuts = model.reset_aligned_cuts(state, 200, max_call)
-    assert sum(cuts) == 200 and max(cuts) <= max_call
-    if arch != "swa-hsa" and max_call >= 48:     # every piece but the last ends on a boundary
+    calls = []
+    real = model.prefill
+
+    def spy(x, st, logits="all"):
+        calls.append((st.pos, x.shape[1], logits))
+        return real(x, st, logits=logits)
+
+    model.prefill = spy
+    out, state = model.prefill_stream((ids[:, s:min(s + piece, 200)] for s in range(0, 200, piece)), state)
+    del model.prefill
+    assert sum(n for _, n, _ in calls) == 200 and calls[-1][2] == "last"
+    assert all(mode == "none" for _, _, mode in calls[:-1])
+    if arch != "swa-hsa":
         shift = (48 - phase % 48) % 48
-        assert all((sum(cuts[:i + 1]) + shift) % 48 == 0 for i in range(len(cuts) - 1))
-    s = 0
-    for i, n in enumerate(cuts):
-        out, state = model.prefill(ids[:, s:s + n], state, logits="last" if i == len(cuts) - 1 else "none")
-        assert (out is None) == (i < len(cuts) - 1)
-        s += n
+        assert all((p + n + shift) % 48 == 0 for p, n, _ in calls[:-1])
+        assert all(n <= piece + 48 for _, n, _ in calls)
     assert (out[:, 0] - full[:, 199]).abs().max() <= TOL
     for t in range(200, T):
         d, state = model.decode(ids[:, t], state)
         assert (d - full[:, t]).abs().max() <= TOL
 
 
-def test_aligned_pieces_gather_offloaded_memory_once(ids):
-    """Offloaded memory with reset-aligned pieces: the middle pieces run no retrieval, so the host memory is
-    gathered from once (the last piece), where fixed pieces with logits="last" gather once per piece."""
+def test_prefill_stream_gathers_offloaded_memory_once(ids):
+    """Offloaded memory through prefill_stream: the middle calls run no retrieval, so the host memory is
+    gathered from once (the last call), where fixed pieces with logits="last" gather once per piece."""
     model = small_model("ramba", mamba_segment=48)
     host = dict(memory="host", block_bytes=1 << 16, first_block_bytes=1)
+    state = model.allocate_state(2, **host)
+    model.prefill_stream((ids[:, s:s + 50] for s in range(0, 200, 50)), state)
+    assert state.memory.gathers == 1
+    state = model.allocate_state(2, **host)
+    for s in range(0, 200, 50):
+        model.prefill(ids[:, s:s + 50], state, logits="last")
+    assert state.memory.gathers == 4
 
-    def gathers(aligned: bool) -> int:
-        state = model.allocate_state(2, **host)
-        cuts = model.reset_aligned_cuts(state, 200, 50) if aligned else [50, 50, 50, 50]
-        s = 0
-        for i, n in enumerate(cuts):
-            last = i == len(cuts) - 1
-            model.prefill(ids[:, s:s + n], state, logits="last" if (last or not aligned) else "none")
-            s += n
-        return state.memory.gathers
 
-    assert gathers(aligned=True) == 1
-    assert gathers(aligned=False) == 4
+def test_prefill_stream_rejects_an_empty_prompt():
+    from ramba.errors import BadInputError
+    model = small_model("ramba")
+    with pytest.raises(BadInputError, match="empty prompt"):
+        model.prefill_stream(iter([]), model.allocate_state(2))
 
 
 def test_prefill_rejects_unknown_logits_mode(ids):
