@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _LENGTH_HELP = "prompt lengths in tokens: 4096, 4K, 64K, 1M, 64M; lists 4K,16K,64K; doubling ranges 4K..1M"
 _DEPTH_HELP = "needle depths in [0,1]: a list 0,0.25,0.5 or a count N (N evenly spaced points, e.g. 5)"
 EXIT_REGRESSION = 1
-_MEMORY_HELP = ("where RAMba's chunk memory lives: gpu (the compute device), host (pinned RAM), disk (a file + "
+_MEMORY_HELP = ("where RAMba's chunk memory lives: gpu (the compute device), host (host RAM), disk (a file + "
                 "RAM cache), auto (decides from the length, the model and each tier's free memory)")
 _DTYPE_HELP = "model compute dtype on the ramba/hf backends: float32 | bfloat16 | float16 [default: the checkpoint's]"
 _MEMORY_DTYPE_HELP = "chunk memory dtype (bfloat16 halves it) [default: --dtype]"

@@ -2,10 +2,10 @@
 
 The landmarks stay on the compute device (selection scans them every step; they are S x smaller than K/V),
 or stream from host RAM past a size the caller sets. Chunk K/V live in a store:
-* HostStore: host RAM in blocks allocated as the memory grows; nothing is ever copied to grow, and a chunk's K
-  and V for every batch row are one contiguous record. Two modes on CUDA (RAMBA_HOST_PINNED): pinned blocks
-  written by async copies on a side stream (the default), or pageable blocks (never pinned: pinning costs about
-  1 s/GiB) written by one background thread, so a write does not stall the prefill.
+* HostStore: host RAM in blocks allocated as the memory grows (a presized one: ahead, in background threads);
+  nothing is ever copied to grow, and a chunk's K and V for every batch row are one contiguous record. Two modes
+  on CUDA (RAMBA_HOST_PINNED): pageable blocks written by one background thread (the default), or pinned blocks
+  written by async copies on a side stream (=1); allocating either costs about 1 s/GiB on one thread.
 * DiskStore: the same records in a memory-mapped file plus a host-RAM LRU cache of hot chunks. The file is
   unlinked as soon as it is mapped (unless kept on request), so no run, however it ends, leaves one behind.
 
@@ -155,9 +155,9 @@ class HostStore:
     def __init__(self, rec_shape: tuple, dtype, pin: bool | None = None, block_bytes: int = BLOCK_BYTES,
                  first_block_bytes: int = FIRST_BLOCK_BYTES, allocate_ahead: int = 0,
                  writer_thread: bool | None = None):
-        """allocate_ahead: records to allocate in a background thread, in the same blocks _grow would make, so
-        pinning (about 1 s/GiB on an H200 host) overlaps the prefill instead of stalling it (off by default:
-        not yet measured on a GPU; RAMBA_HOST_ALLOC_AHEAD=1 turns it on for presized host memories).
+        """allocate_ahead: records to allocate in background threads, in the same blocks _grow would make, so
+        that mapping pages (pageable blocks, a thread pool) or pinning them (one thread), each about 1 s/GiB on an
+        H200 host, overlaps the prefill instead of stalling it (make_chunk_memory does so for presized memories).
         writer_thread: None -> CUDA records into pageable blocks go through the writer thread; True -> every
         write does, from any device (so CPU tests exercise the thread); False -> never (copies in the caller)."""
         self.rec_shape, self.dtype = tuple(rec_shape), dtype
@@ -633,19 +633,19 @@ class OffloadedChunkMemory(ChunkMemory):
 
 
 def _host_pin_from_env() -> bool | None:
-    """RAMBA_HOST_PINNED: unset or "1" -> pinned blocks when CUDA is up (None: HostStore's default), "0" ->
-    pageable blocks written by the writer thread. Kept pinned by default until the GPU A/B decides."""
+    """RAMBA_HOST_PINNED: unset or "0" -> pageable blocks, mapped ahead by a thread pool and written by the writer
+    thread (the default: the fastest first 64M sample measured on an H200, 38.4 s against 40.7 s pinned; records
+    benchmarks/records/offload-h200-s5/), "1" -> pinned blocks when CUDA is up (None: HostStore's default)."""
     raw = os.environ.get("RAMBA_HOST_PINNED", "").strip()
     if raw not in ("", "0", "1"):
         raise BadInputError(f"RAMBA_HOST_PINNED={raw!r} must be 0 (pageable host blocks) or 1 (pinned)")
-    return False if raw == "0" else None
+    return None if raw == "1" else False
 
 
 def host_block_mode() -> str:
     """What the host placement's K/V blocks are under the current environment: "pinned" or "pageable"."""
     pin = _host_pin_from_env()
-    mode = "pageable" if pin is False or not _pin_default() else "pinned"
-    return mode + ("-ahead" if os.environ.get("RAMBA_HOST_ALLOC_AHEAD") == "1" else "")
+    return "pageable" if pin is False or not _pin_default() else "pinned"
 
 
 def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_tokens: int | None = None,
@@ -662,9 +662,8 @@ def make_chunk_memory(placement: str, batch: int, cfg, device, dtype, capacity_t
                                  capacity_chunks=(capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens else None)
     rec = (batch, 2, S, Hkv, dh)
     if placement == "host":
-        ahead = (capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens and os.environ.get(
-            "RAMBA_HOST_ALLOC_AHEAD") == "1" else 0
-        # allocate-ahead only pays off for pinned blocks (pageable ones cost nothing until touched)
+        # a presized memory allocates (and maps) its blocks ahead, off the prefill's critical path
+        ahead = (capacity_tokens // S + HEADROOM_CHUNKS) if capacity_tokens else 0
         store = HostStore(rec, dtype, pin=_host_pin_from_env(), block_bytes=block_bytes,
                           first_block_bytes=first_block_bytes, allocate_ahead=ahead, writer_thread=writer_thread)
     elif placement == "disk":

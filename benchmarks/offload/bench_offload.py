@@ -252,20 +252,25 @@ def _act_segment(probe: dict, length: int, memory_dtype: str | None) -> tuple[in
                  "projected_host_peak_gpu_bytes": lmk + act * seg / (1 << 16)}
 
 
+def _probe_segment(out: Path, device: str, res: dict, length: int, probe_length: str, memory_dtype) -> int:
+    """A gpu run at probe_length (activation bytes) -> the segment that keeps a host run at `length` under
+    HOST_TARGET; the probe and the choice go into res."""
+    probe = _pk(out, f"probe-{probe_length}-gpu", device, probe_length, "gpu", segment=1 << 16,
+                memory_dtype=memory_dtype)
+    res["probe"] = probe
+    segment, res["segment_choice"] = _act_segment(probe, length, memory_dtype)
+    return segment
+
+
 def p64(out: Path, device: str, length: str = "64M", sweep_lengths: str = "1M,4M,16M", segment: int = 0,
         deadline: float | None = None, memory_dtype: str | None = None, second: bool = True,
         probe_length: str = "1M") -> dict:
     from ramba.evals.lengths import parse_lengths
     L = parse_lengths(length)[0]
     res: dict = {"length": L, "runs": []}
-    if not segment:
-        probe = _pk(out, f"probe-{probe_length}-gpu", device, probe_length, "gpu", segment=1 << 16,
-                    memory_dtype=memory_dtype)
-        res["probe"] = probe
-        segment, res["segment_choice"] = _act_segment(probe, L, memory_dtype)
-    res["segment"] = segment
+    res["segment"] = segment or _probe_segment(out, device, res, L, probe_length, memory_dtype)
     _save(out, "p64", res)
-    kw = dict(segment=segment, memory_dtype=memory_dtype)
+    kw = dict(segment=res["segment"], memory_dtype=memory_dtype)
     plan = [("host", length, 0), ("gpu", length, 0), ("host", sweep_lengths, 0)]
     if second:
         plan += [("host", length, 1), ("gpu", length, 1)]
@@ -290,29 +295,22 @@ def hostab(out: Path, device: str, length: str = "64M", segment: int = 0, deadli
     from ramba.evals.lengths import parse_lengths
     L = parse_lengths(length)[0]
     res: dict = {"length": L, "runs": [], "modes": list(modes)}
-    if not segment:
-        probe = _pk(out, f"probe-{probe_length}-gpu", device, probe_length, "gpu", segment=1 << 16,
-                    memory_dtype=memory_dtype)
-        res["probe"] = probe
-        segment, res["segment_choice"] = _act_segment(probe, L, memory_dtype)
-    res["segment"] = segment
+    res["segment"] = segment or _probe_segment(out, device, res, L, probe_length, memory_dtype)
     _save(out, "hostab", res)
-    kw = dict(segment=segment, memory_dtype=memory_dtype)
+    kw = dict(segment=res["segment"], memory_dtype=memory_dtype)
     plan = [(f"host-{m}", m, seed) for seed in (0, 1) for m in modes]
     plan = plan[:len(modes)] + [("gpu", None, 0)] + plan[len(modes):] + [("gpu", None, 1)]
     for tag, mode, seed in plan:
         placement = "gpu" if mode is None else "host"
-        pin = PIN_S_PER_GIB * L * 272 / G if mode and mode.startswith("pinned") and seed == 0 else 0.0
+        pin = PIN_S_PER_GIB * L * 272 / G if mode == "pinned" and seed == 0 else 0.0
         if res["runs"] and not _fits_in_time(res, deadline, L, placement, extra_s=pin):
             continue
-        if mode is not None:       # "pageable" / "pinned", "-ahead": blocks allocated (and mapped) ahead
-            os.environ["RAMBA_HOST_PINNED"] = "0" if mode.startswith("pageable") else "1"
-            os.environ["RAMBA_HOST_ALLOC_AHEAD"] = "1" if mode.endswith("-ahead") else "0"
+        if mode is not None:       # "pageable" (the default) / "pinned"
+            os.environ["RAMBA_HOST_PINNED"] = "1" if mode == "pinned" else "0"
         try:
             run_ = _pk(out, f"passkey-{length}-{tag}-s{seed}", device, length, placement, seed=seed, **kw)
         finally:
             os.environ.pop("RAMBA_HOST_PINNED", None)
-            os.environ.pop("RAMBA_HOST_ALLOC_AHEAD", None)
         run_["host_blocks"] = mode
         res["runs"].append(run_)
         _save(out, "hostab", res)

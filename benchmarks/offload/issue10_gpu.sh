@@ -80,7 +80,7 @@ step() {
 step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
 step hostab 330 60 --lengths "${L64:-64M}" --probe "${PROBE:-1M}" --modes "${HOST_MODES:-pageable,pinned}"
 step disk 100 15 --lengths "${DISKL:-16M,64M}"
-step 370m 70 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}"
+step 370m 200 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}"
 step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
   --memory-dtype "${MEM256:-bfloat16}"
 pack

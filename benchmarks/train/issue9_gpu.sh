@@ -8,7 +8,7 @@
 #           side over two back-to-back calls (paused with a checkpoint at the first call's end, resumed in the
 #           second, which needs the machine still warm), GPU correctness tests beside them in the first call;
 #           the second call evaluates RULER + held-out at 4K for both and returns their weights
-# The checkpoint under test is checkpoints/ramba-tiny (after `train`, copy the result there and carry it).
+# The checkpoint under test is $CK (default checkpoints/ramba-tiny; after `train`, copy the result there and carry it).
 # Usage (run tool, carry [".whl"]): source benchmarks/gpu_setup.sh && bash benchmarks/train/issue9_gpu.sh train
 set -o pipefail
 JOB=$1
@@ -18,7 +18,12 @@ now() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( END - $(now) )); }
 R="python benchmarks/generalization/ruler_gpu.py"
 CANDIDATES=${CANDIDATES:-"ramba-tiny-v3 ramba-deep"}
+CK=${CK:-checkpoints/ramba-tiny}   # the checkpoint the eval and long jobs measure
 mkdir -p /tmp/rec
+to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel back at half the size)
+  python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" "$1" "$2"
+}
 pack() { tar czf $OUT/$JOB-records.tgz -C /tmp/rec . ; echo "packed at $(now) s"; }
 case "$JOB" in
   train)
@@ -31,15 +36,15 @@ case "$JOB" in
     ;;
   eval)     # everything that fits one call, most important first; each step gets a deadline
     NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
       --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -14
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 16M,64M --long-samples 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 16M,64M --long-samples 5 \
       --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 64K,1M --samples 10 --long-batch 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks $NIAH --lengths 64K,1M --samples 10 --long-batch 5 \
       --out /tmp/rec/ruler --deadline 100 2>&1 | grep -E '^\{|Error' | tail -20
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks heldout --lengths 4K --samples 20 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks heldout --lengths 4K --samples 20 \
       --out /tmp/rec/heldout --deadline 40 2>&1 | grep -E '^\{|Error' | tail -16
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
       --out /tmp/rec/ruler --deadline $(( $(left) - 60 )) 2>&1 | grep -E '^\{|Error' | tail -20
     timeout $(( $(left) - 5 )) $R checkpoints/swa-hsa-tiny checkpoints/mamba2-tiny --tasks ruler --lengths 4K,64K \
       --samples 10 --out /tmp/rec/baselines --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -44
@@ -47,14 +52,14 @@ case "$JOB" in
     ;;
   long)     # what the eval call could not finish (batched long prefills crashed there), kernel GPU tests
     NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 16M,64M --long-samples 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 16M,64M --long-samples 5 \
       --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
     timeout 150 python -P -m pytest -m gpu tests/kernels -q -x 2>&1 | tail -5
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks passkey --lengths 512K..4M --samples 20 --long-batch 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 512K..4M --samples 20 --long-batch 5 \
       --out /tmp/rec/passkey --deadline 40 2>&1 | grep -E '^\{|Error' | tail -4
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
       --out /tmp/rec/ruler --deadline 60 2>&1 | grep -E '^\{|Error' | tail -10
-    timeout $(( $(left) - 5 )) $R checkpoints/ramba-tiny --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
+    timeout $(( $(left) - 5 )) $R $CK --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
       --out /tmp/rec/ruler --deadline $(( $(left) - 45 )) 2>&1 | grep -E '^\{|Error' | tail -20
     pack
     ;;
@@ -99,9 +104,7 @@ case "$JOB" in
     for c in $CANDIDATES; do
       grep -E "trained in|paused|passkey 4K|Error|Traceback" /tmp/rec/$c-train2.log | tail -3
       grep -hE '^\{' /tmp/rec/$c-ruler.log /tmp/rec/$c-heldout.log | cut -c1-150
-      python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
-        save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" \
-        /tmp/ck/$c/model.safetensors $OUT/$c-bf16.safetensors
+      to_bf16 /tmp/ck/$c/model.safetensors $OUT/$c-bf16.safetensors
     done
     pack
     ;;
@@ -123,9 +126,7 @@ case "$JOB" in
       n=ramba-tiny-v4ft-rw$rw
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
       grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
-      python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
-        save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" \
-        /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
+      to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
     done
     pack
     ;;

@@ -46,22 +46,28 @@ def test_placements_identical_to_gpu(segment, ids, tmp_path):
     assert not any(tmp_path.iterdir()), "the disk tier left a file behind"
 
 
+def _last_then_decode(model, ids, **kw):
+    """prefill(logits="last") of 200 tokens in two calls, then 20 greedy decode steps (crossing a chunk boundary)
+    -> (the last-token logits of every call and step [22, B, V], the state)."""
+    st = model.allocate_state(2, prompt_length=200, **kw)
+    seq = []
+    for a, b in [(0, 90), (90, 200)]:
+        lg, st = model.prefill(ids[:, a:b], st, logits="last")
+        seq.append(lg[:, -1])
+    tok = seq[-1].argmax(-1)
+    for _ in range(20):
+        lg, st = model.decode(tok, st)
+        seq.append(lg)
+        tok = lg.argmax(-1)
+    return torch.stack(seq), st
+
+
 def test_prefill_last_and_decode_identical(ids, tmp_path):
     """logits="last" (the backend's path: upper stack only after the last reset) then greedy decode."""
     model = small_model("ramba", mamba_segment=48)
     outs = {}
     for name, kw in {"gpu": {}, **_placements(tmp_path)}.items():
-        st = model.allocate_state(2, prompt_length=200, **kw)
-        seq = []
-        for a, b in [(0, 90), (90, 200)]:
-            lg, st = model.prefill(ids[:, a:b], st, logits="last")
-            seq.append(lg[:, -1])
-        tok = seq[-1].argmax(-1)
-        for _ in range(20):                                      # crosses a chunk boundary while decoding
-            lg, st = model.decode(tok, st)
-            seq.append(lg)
-            tok = lg.argmax(-1)
-        outs[name] = torch.stack(seq)
+        outs[name], st = _last_then_decode(model, ids, **kw)
         assert st.memory.num_chunks == 220 // 16
         st.memory.close()
     assert torch.equal(outs["host"], outs["gpu"]) and torch.equal(outs["disk"], outs["gpu"])
@@ -145,11 +151,13 @@ def test_host_store_allocate_ahead_same_blocks_and_contents(ahead):
 
 @pytest.mark.parametrize("writer", [False, True], ids=["caller-copies", "writer-thread"])
 def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch, writer):
-    """RAMBA_HOST_ALLOC_AHEAD=1 with a presized host memory (pageable here: blocks mapped ahead by a thread
+    """A presized host memory (prompt_length) allocates its blocks ahead (pageable here: mapped by a thread
     pool), with and without the writer thread: same logits as the gpu placement, bit for bit."""
-    monkeypatch.setenv("RAMBA_HOST_ALLOC_AHEAD", "1")
     model = small_model("ramba", mamba_segment=48)
     ref = run_segments(model, ids, [100], prompt_length=T)
+    state = model.allocate_state(ids.shape[0], prompt_length=T, **HOST, **({"writer_thread": True} if writer else {}))
+    assert state.memory.store._ahead_thread is not None                  # presized: allocated ahead
+    state.memory.close()
     got = run_segments(model, ids, [100], prompt_length=T, **HOST, **({"writer_thread": True} if writer else {}))
     assert torch.equal(got, ref)
 
@@ -276,17 +284,7 @@ def test_host_writer_thread_identical_to_gpu(ahead_bytes, ids, monkeypatch):
         assert torch.equal(got, ref), f"sizes {sizes}: max |dlogit| {(got - ref).abs().max():.3g}"
     outs = {}
     for name, kw in {"gpu": {}, "host": dict(writer_thread=True, **HOST)}.items():
-        st = model.allocate_state(2, prompt_length=200, **kw)
-        seq = []
-        for a, b in [(0, 90), (90, 200)]:
-            lg, st = model.prefill(ids[:, a:b], st, logits="last")
-            seq.append(lg[:, -1])
-        tok = seq[-1].argmax(-1)
-        for _ in range(20):
-            lg, st = model.decode(tok, st)
-            seq.append(lg)
-            tok = lg.argmax(-1)
-        outs[name] = torch.stack(seq)
+        outs[name], st = _last_then_decode(model, ids, **kw)
         if name == "host":
             store = st.memory.store
             assert not store.pin and store._writer is not None          # the thread did the copies
@@ -296,7 +294,8 @@ def test_host_writer_thread_identical_to_gpu(ahead_bytes, ids, monkeypatch):
 
 def test_host_pinned_env(monkeypatch):
     cfg = small_model("ramba").cfg
-    for raw, pin in [(None, torch.cuda.is_available()), ("1", torch.cuda.is_available()), ("0", False)]:
+    # default and "0": pageable blocks; "1": pinned when CUDA is up
+    for raw, pin in [(None, False), ("1", torch.cuda.is_available()), ("0", False)]:
         if raw is None:
             monkeypatch.delenv("RAMBA_HOST_PINNED", raising=False)
         else:

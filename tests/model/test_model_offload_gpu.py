@@ -1,8 +1,8 @@
-"""CUDA only: host (pinned blocks, side-stream writes, staged bulk gathers) and disk placements give the same
-logits as the in-GPU memory with the Triton ops, through segmented prefill, logits="last" and decode, and after
-a state is dropped and rebuilt (resume); peak GPU memory of an offloaded prefill does not hold the K/V. The
-pageable host mode (RAMBA_HOST_PINNED=0: writer thread, side-stream pageable D2H) keeps exact records and the
-same logits."""
+"""CUDA only: host (both block modes: pageable, the default, and pinned with RAMBA_HOST_PINNED=1; staged bulk
+gathers) and disk placements give the same logits as the in-GPU memory with the Triton ops, through segmented
+prefill, logits="last" and decode, and after a state is dropped and rebuilt (resume); peak GPU memory of an
+offloaded prefill does not hold the K/V. The pageable mode (writer thread, side-stream pageable D2H) keeps exact
+records."""
 import pytest
 import torch
 
@@ -21,8 +21,11 @@ def model():
     return RambaModel(RambaConfig.from_preset("tiny", mamba_segment=512)).cuda().eval()
 
 
-@pytest.mark.parametrize("memory", ["host", "disk"])
-def test_offloaded_equals_gpu_on_cuda(model, memory, tmp_path):
+@pytest.mark.parametrize("memory", ["host", "host-pinned", "disk"])
+def test_offloaded_equals_gpu_on_cuda(model, memory, tmp_path, monkeypatch):
+    if memory == "host-pinned":
+        monkeypatch.setenv("RAMBA_HOST_PINNED", "1")
+        memory = "host"
     ids = torch.randint(0, 256, (1, 5000), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     kw = dict(memory=memory, memory_dir=tmp_path) if memory == "disk" else dict(memory=memory)
     for sizes in ([5000], [1024], [777, 1]):
