@@ -108,11 +108,12 @@ case "$JOB" in
     done
     pack
     ;;
-  finetune)  # configs/ramba-tiny-v4ft.yaml with retrieval_weight RWS (default "0 1 3") side by side, same seed and
-             # rows; each then RULER + held-out at 4K; the weights come back as bf16 files
+  finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml) with retrieval_weight RWS (default "0 1 3") side by side,
+             # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files
+    CONFIG=${CONFIG:-configs/ramba-tiny-v4ft.yaml}
     for rw in ${RWS:-0 1 3}; do
-      n=ramba-tiny-v4ft-rw$rw
-      ( python benchmarks/train/train_gpu.py configs/ramba-tiny-v4ft.yaml --out /tmp/rec/$n --budget ${BUDGET:-300} \
+      n=$(basename $CONFIG .yaml)-rw$rw
+      ( python benchmarks/train/train_gpu.py $CONFIG --out /tmp/rec/$n --budget ${BUDGET:-300} \
           --set name=$n --set data.retrieval_weight=$rw --eval-samples 2 > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
@@ -123,7 +124,7 @@ case "$JOB" in
     done
     wait
     for rw in ${RWS:-0 1 3}; do
-      n=ramba-tiny-v4ft-rw$rw
+      n=$(basename $CONFIG .yaml)-rw$rw
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
       grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
       to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors

@@ -51,6 +51,7 @@ class DataSpec:
     answer_weight: float = 8.0                       # answer-token CE weight relative to the all-token CE
     lm_weight: float = 1.0                           # weight of the all-token CE
     retrieval_weight: float = 0.0                    # weight of -log(fusion weight on the answer's source chunk)
+    retrieval_positions: str = "all"                 # where it counts: every copied byte, or "first" of each copy
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
         w = getattr(cfg.data, key)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
             raise BadInputError(f"data.{key} must be a number >= 0, got {w!r}")
+    if cfg.data.retrieval_positions not in ("all", "first"):
+        raise BadInputError(f"data.retrieval_positions must be 'all' or 'first', got {cfg.data.retrieval_positions!r}")
     if cfg.train.max_steps <= 0:
         raise BadInputError(f"train.max_steps must be positive, got {cfg.train.max_steps}")
     if cfg.train.dtype not in ("bf16", "fp16", "fp32"):

@@ -32,7 +32,8 @@ RETRIEVAL_EPS = 1e-4
 
 
 def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_weight: float,
-                   aux=None, chunk_size: int = 64, retrieval_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                   aux=None, chunk_size: int = 64, retrieval_weight: float = 0.0,
+                   retrieval_positions: str = "all") -> tuple[torch.Tensor, dict]:
     B, T, V = logits.shape
     ce = F.cross_entropy(logits.float().reshape(B * T, V), batch.targets.reshape(B * T),
                          reduction="none").view(B, T)                       # [B, T]
@@ -41,7 +42,8 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
     n_ans = int(ans_mask.sum())
     ans = ce[ans_mask].mean() if n_ans else ce.new_zeros(())
     loss = lm_weight * lm + answer_weight * ans
-    ret = source_chunk_nll(batch, aux, chunk_size) if retrieval_weight else None
+    ret = source_chunk_nll(batch, aux, chunk_size, first_only=retrieval_positions == "first") \
+        if retrieval_weight else None
     if ret is not None:
         loss = loss + retrieval_weight * ret
     with torch.no_grad():
@@ -77,13 +79,24 @@ def _source_hits(batch: Batch, idx: torch.Tensor, chunk_size: int):
     return ok, idx == src_chunk[:, :, None, None]
 
 
-def source_chunk_nll(batch: Batch, aux, chunk_size: int) -> torch.Tensor | None:
-    """Mean over copied answer targets of -log(fusion weight on the source chunk, mean over KV groups); None when
-    the batch has no such target (or the arch no HSA). Gradients reach the retrieval scores through the weights."""
+def first_of_copies(source: torch.Tensor) -> torch.Tensor:
+    """source [B, T] (row position each target copies, -1 none) -> [B, T] bool: targets that start a copy (the
+    previous target does not copy the byte just before). Later bytes of a copy are cued by the bytes already
+    written; the first is where the selector alone must find the right source."""
+    prev = torch.nn.functional.pad(source[:, :-1], (1, 0), value=-1)
+    return (source >= 0) & ~((prev >= 0) & (prev == source - 1))
+
+
+def source_chunk_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) -> torch.Tensor | None:
+    """Mean over copied answer targets (first_only: over the first byte of each copy) of -log(fusion weight on
+    the source chunk, mean over KV groups); None when the batch has no such target (or the arch no HSA).
+    Gradients reach the retrieval scores through the weights."""
     idx, w = split_aux(aux)
     if idx is None:
         return None
     ok, hit = _source_hits(batch, idx, chunk_size)
+    if first_only:
+        ok = ok & first_of_copies(batch.source)
     if not ok.any():
         return None
     weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]

@@ -239,7 +239,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             with autocast(device, t.dtype):
                 logits, aux = forward(model, batch.ids, mcfg, segment=seg, reset_phase=phase)
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
-                                         mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight)
+                                         mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight,
+                                         retrieval_positions=cfg.data.retrieval_positions)
             stats.update(kind_stats(logits, batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()

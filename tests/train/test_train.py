@@ -131,3 +131,44 @@ def test_loss_weights_must_be_non_negative_numbers(key, bad):
     raw["data"][key] = bad
     with pytest.raises(BadInputError, match=f"data.{key} must be a number >= 0"):
         config_from_dict(raw)
+
+
+def test_first_of_copies_marks_the_first_byte_of_each_copied_span():
+    from ramba.train.metrics import first_of_copies
+    src = torch.tensor([[-1, 10, 11, 12, -1, 40, 41, 7, 8, -1],
+                        [5, 6, -1, -1, 9, 9, 10, -1, -1, 3]])
+    expect = torch.tensor([[0, 1, 0, 0, 0, 1, 0, 1, 0, 0],
+                           [1, 0, 0, 0, 1, 1, 0, 0, 0, 1]], dtype=torch.bool)
+    assert torch.equal(first_of_copies(src), expect)
+
+
+def test_retrieval_term_on_first_bytes_only():
+    """data.retrieval_positions: first counts only the byte that starts each copied value (where the selector
+    alone must find the source): the mean of -log(weight) over exactly those targets."""
+    from ramba.train.data import RowSampler
+    from ramba.train.metrics import RETRIEVAL_EPS, _source_hits, first_of_copies, source_chunk_nll, split_aux
+    from ramba.train.run import build_model, forward
+    torch.manual_seed(5)
+    cfg = micro_config(steps=1, seed=5, mix={"ruler_niah": 1.0}, length=1024)
+    model, mcfg = build_model(cfg, torch.device("cpu"))
+    batch = RowSampler({"ruler_niah": 1.0}, seed=4, segment=mcfg.mamba_segment, pool_bytes=1 << 16).batch(
+        np.random.default_rng(4), 4, 1024)
+    _, aux = forward(model, batch.ids, mcfg)
+    idx, w = split_aux(aux)
+    ok, hit = _source_hits(batch, idx, mcfg.chunk_size)
+    first = ok & first_of_copies(batch.source)
+    assert 0 < int(first.sum()) < int(ok.sum())
+    weight = (w.float() * hit).sum(-1).mean(-1)
+    manual = -torch.log(weight[first].clamp(min=RETRIEVAL_EPS)).mean()
+    got = source_chunk_nll(batch, aux, mcfg.chunk_size, first_only=True)
+    assert torch.allclose(got, manual)
+    assert not torch.allclose(got, source_chunk_nll(batch, aux, mcfg.chunk_size))
+
+
+def test_retrieval_positions_must_be_all_or_first():
+    from ramba.errors import BadInputError
+    raw = micro_config(steps=1, seed=0).to_dict()
+    raw.pop("source")
+    raw["data"]["retrieval_positions"] = "last"
+    with pytest.raises(BadInputError, match="data.retrieval_positions must be 'all' or 'first'"):
+        config_from_dict(raw)
