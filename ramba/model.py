@@ -160,8 +160,8 @@ class RambaModel(nn.Module):
         logits="all": [B, T, V]. logits="last": [B, 1, V], and with mamba_segment set the upper stack skips
         every token before the last reset boundary of the call (exact: see docs/contracts.md). logits="none":
         None, for a call whose logits nobody reads (a long prompt's middle pieces): the upper stack runs only
-        after the last boundary at or before the call's end, so a call ending on a boundary (reset_aligned_cuts)
-        runs no retrieval and no upper stack at all (prefill_stream cuts a long prompt so).
+        after the last boundary at or before the call's end, so a call ending on a boundary runs no retrieval
+        and no upper stack at all (prefill_stream cuts a long prompt so).
         """
         self._check_ids(ids)
         if logits not in ("all", "last", "none"):
