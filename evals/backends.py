@@ -22,9 +22,28 @@ class Backend(Protocol):
 
     def reset(self, prompt_length: int | None = None) -> None: ...  # length known: RAMba anchors its resets
     def consume(self, ids): ...            # ids np.ndarray int -> logits of its last token, torch [V] fp32
+    # optional: consume_more(ids) -> None, "more prompt follows" (feed_prompt uses it for all but the last piece)
     def step(self, token: int): ...        # one token -> its logits, torch [V] fp32
     def state_bytes(self) -> int: ...
     def loglikelihood(self, context: Sequence[int], continuation: Sequence[int]) -> tuple[float, bool]: ...
+
+
+def feed_prompt(be, pieces):
+    """Feed a prompt's pieces (np.ndarray int each) to a backend -> the logits of its last token. A backend with
+    the optional `consume_more(ids)` (more prompt follows, no logits wanted: RAMba then runs only its lower stack
+    up to a reset boundary) gets every piece but the last that way; others get consume() for each."""
+    more = getattr(be, "consume_more", None)
+    it = iter(pieces)
+    prev = next(it, None)
+    if prev is None:
+        raise BadInputError("empty prompt")
+    for piece in it:
+        if more is not None:
+            more(prev)
+        else:
+            be.consume(prev)
+        prev = piece
+    return be.consume(prev)
 
 
 BACKENDS: dict[str, str | Callable] = {
@@ -98,8 +117,7 @@ class LoglikelihoodMixin:
         self.reset(prompt_length=len(context))
         ctx = np.asarray(context, dtype=np.int64)
         seg = int(getattr(self, "segment", 4096))
-        for s in range(0, len(ctx), seg):  # long contexts go in segments, as in a run
-            logits = self.consume(ctx[s:s + seg])
+        logits = feed_prompt(self, (ctx[s:s + seg] for s in range(0, len(ctx), seg)))   # segments, as in a run
         total, greedy = 0.0, True
         for i, tok in enumerate(continuation):
             logp = torch.log_softmax(logits.float(), dim=-1)

@@ -59,12 +59,20 @@ class CorruptLogits:
     def _out(self, logits):
         return logits.roll(1) if self._bad else logits
 
-    def consume(self, ids):
+    def _identify(self, ids) -> None:
         if self._fresh:  # the first segment after reset() identifies the sample
             head = np.ascontiguousarray(ids, dtype=np.int64).tobytes()
             u = int.from_bytes(hashlib.blake2b(head, digest_size=8).digest(), "little") / 2**64
             self._bad, self._fresh = u < self._prob, False
+
+    def consume(self, ids):
+        self._identify(ids)
         return self._out(self._inner.consume(ids))
+
+    def consume_more(self, ids) -> None:
+        self._identify(ids)
+        more = getattr(self._inner, "consume_more", None)
+        more(ids) if more is not None else self._inner.consume(ids)
 
     def step(self, token: int):
         return self._out(self._inner.step(token))

@@ -21,6 +21,7 @@ from typing import Iterable, Protocol, Sequence
 import numpy as np
 
 from ramba.errors import BadInputError, DoesNotFitError
+from ramba.evals.backends import feed_prompt
 
 DEFAULT_SEGMENT = 16384          # tokens per prefill call; CPU throughput grows with it up to ~16K-32K
 DEFAULT_BATCH_TOKENS = 32768     # rows x segment tokens per call: bounds activation and logits memory
@@ -311,9 +312,7 @@ def generate_greedy(backend, context: Sequence[int], until: Iterable[str], max_g
     ids = np.asarray(context, dtype=np.int64)
     check_fits(len(ids) + max_gen_toks, max_length, "a generation request (context + max_gen_toks)")
     backend.reset(prompt_length=len(ids))
-    logits = None
-    for s in range(0, len(ids), segment):
-        logits = backend.consume(ids[s:s + segment])
+    logits = feed_prompt(backend, (ids[s:s + segment] for s in range(0, len(ids), segment)))
     gen: list[int] = []
     text = ""
     for _ in range(max_gen_toks):

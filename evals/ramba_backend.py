@@ -1,8 +1,10 @@
 """`ramba` backend: a RAMba checkpoint folder or preset, fed through RambaModel.prefill/decode.
 
 consume() prefills in pieces of about `segment` tokens (activation memory stays bounded on long prompts), re-cut
-on Mamba reset boundaries (model.prefill_stream): every piece but the last runs with logits="none" and so only
+on Mamba reset boundaries (model.prefill_stream): every call but the last runs with logits="none" and so only
 the lower stack and the chunk encoder; the last runs with logits="last" (the upper stack from its last boundary).
+consume_more(ids) feeds prompt tokens that more will follow (backends.feed_prompt uses it): the same, with the
+tokens after the last boundary held back for the next call, so a prompt fed chunk by chunk runs retrieval once.
 
 Memory (issue 10): `dtype` is the model's compute dtype (default: the checkpoint's), `memory_dtype` the chunk
 memory's (default: dtype), `memory` its placement: gpu | host | disk | auto (ramba/offload.py,
@@ -11,6 +13,7 @@ memory (the disk tier's file is already unlinked unless keep_memory).
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +74,7 @@ class RambaBackend(LoglikelihoodMixin):
         self.placement: str | None = None     # decided by check_fits (or per prompt at reset)
         self.memory_line: str | None = None
         self.state = None                     # allocated by reset() (or the first consume): nothing written yet
+        self._pending = None                  # prompt tokens held back by consume_more (after its last boundary)
 
     # ---------------------------------------------------------------- memory placement
     def _choose(self, length: int):
@@ -112,6 +116,7 @@ class RambaBackend(LoglikelihoodMixin):
         before its end whatever the length (docs/contracts.md, reset-aligned inference)."""
         import torch
         self.close()                          # the previous prompt's memory (and its file) goes first
+        self._pending = None
         placement = self.placement
         if placement is None:                 # no check_fits: decide for this prompt (gpu before any prompt)
             placement = self._choose(prompt_length)[0] if prompt_length and self.model.cfg.has_hsa else "gpu"
@@ -126,23 +131,35 @@ class RambaBackend(LoglikelihoodMixin):
                                                memory=placement, memory_dtype=getattr(torch, self.memory_dtype),
                                                **opts)
 
-    def consume(self, ids: np.ndarray):
+    def _pieces(self, ids: np.ndarray):
+        """The held-back tokens, then ids in pieces of `segment` tokens, as [1, t] tensors on the device (checks
+        and the state's allocation happen now, the pieces are made as they are fed)."""
         import torch
         ids = np.asarray(ids)
         if ids.ndim != 1 or len(ids) == 0:
             raise BadInputError("consume() needs a non-empty 1-D array of token ids")
-        logits = None
         if self.state is None:
             self.reset()
-        # pieces of `segment` tokens, re-cut on reset boundaries: every call but the last returns no logits and
-        # runs no retrieval, no upper stack and (offloaded) no host gather
-        pieces = (torch.as_tensor(ids[s:s + self.segment].astype(np.int64), device=self.device)[None]    # [1, t]
-                  for s in range(0, len(ids), self.segment))
-        logits, self.state = self.model.prefill_stream(pieces, self.state)
+        pending, self._pending = self._pending, None
+        head = [] if pending is None else [pending]
+        return itertools.chain(head, (torch.as_tensor(ids[s:s + self.segment].astype(np.int64), device=self.device)[None]
+                                      for s in range(0, len(ids), self.segment)))                       # [1, t]
+
+    def consume_more(self, ids: np.ndarray) -> None:
+        """Prompt tokens that more will follow: fed up to the last reset boundary with no logits (the lower stack
+        and chunk encoder only), the rest held back for the next call."""
+        self._pending = self.model.feed_to_boundary(self._pieces(ids), self.state)
+
+    def consume(self, ids: np.ndarray):
+        """The prompt's last tokens (after any consume_more) -> the logits of the last one [V]. Pieces of
+        `segment` tokens, re-cut on reset boundaries: only the last call runs retrieval and the upper stack."""
+        logits, self.state = self.model.prefill_stream(self._pieces(ids), self.state)
         return logits[0, -1].float()                                        # [V]
 
     def step(self, token: int):
         import torch
+        if self._pending is not None:
+            raise BadInputError("step() after consume_more(): end the prompt with consume() first")
         x = torch.tensor([int(token)], dtype=torch.int64, device=self.device)
         if self.state is None:
             self.reset()

@@ -8,6 +8,7 @@ untimed prefill of its first segment, so compilation and autotuning land in `war
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ramba.errors import BadInputError, DoesNotFitError, RambaEvalError
 from ramba.evals import checks, env, fault, lock, merge
-from ramba.evals.backends import load_backend
+from ramba.evals.backends import feed_prompt, load_backend
 from ramba.evals.config import RunConfig
 from ramba.evals.devices import resolve_device
 from ramba.evals.identity import resolve_path, weights_fingerprint
@@ -192,11 +193,15 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...], warmup_s: float 
     first = next(chunks)  # the task builds the prompt (or its cache file) here, before the clock starts
     t0 = time.perf_counter()
     be.reset(prompt_length=sample.length)   # RAMba anchors its reset grid to the prompt end
-    logits = be.consume(first)
-    fed = len(first)
-    for chunk in chunks:
-        logits = be.consume(chunk)
-        fed += len(chunk)
+    fed = 0
+
+    def counted():
+        nonlocal fed
+        for chunk in itertools.chain([first], chunks):
+            fed += len(chunk)
+            yield chunk
+    # every chunk but the last through consume_more where the backend has it (RAMba: no retrieval until the end)
+    logits = feed_prompt(be, counted())
     env.sync(p.device)  # GPU work is asynchronous: stop the prefill clock when it is done, not when it is queued
     t_prefill = time.perf_counter() - t0
     state_bytes = int(be.state_bytes())

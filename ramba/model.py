@@ -181,34 +181,46 @@ class RambaModel(nn.Module):
         p = ((end + shift) // seg) * seg - shift
         return p if p > after else None
 
-    def prefill_stream(self, pieces, state: RambaState):
-        """Feed an iterable of prompt pieces (ids [B, t] each) after what `state` holds; -> (last logits
-        [B, 1, V], state). Every call but the last ends on a reset boundary and runs with logits="none" (the
-        tokens after a piece's last boundary wait for the next piece), so a long prompt runs retrieval and the
-        upper stack once. Calls are at most a piece plus one reset spacing long."""
-        carry, logits = None, None
-        it = iter(pieces)
-        nxt = next(it, None)
-        while nxt is not None:
-            piece, nxt = nxt, next(it, None)
+    def feed_to_boundary(self, pieces, state: RambaState) -> torch.Tensor | None:
+        """Feed prompt pieces (ids [B, t] each) after what `state` holds, every call ending on a Mamba reset
+        boundary with logits="none" (the lower stack and the chunk encoder only); -> the tokens after the last
+        boundary, not yet fed ([B, t'] or None): the caller passes them on with the next piece. Without resets
+        every piece runs in full and nothing is held back."""
+        carry = None
+        for piece in pieces:
             ids = piece if carry is None else torch.cat([carry, piece], dim=1)           # [B, t]
             carry = None
-            if nxt is None:
-                logits, state = self.prefill(ids, state, logits="last")
-                break
             stop = self.last_reset(state.reset_phase, state.pos, state.pos + ids.shape[1])
             if stop is None:                    # no boundary in this piece: no resets, or a short piece
                 if self.cfg.uses_mamba and self.cfg.mamba_segment:
                     carry = ids                 # wait for one (at most a reset spacing more)
                 else:
-                    self.prefill(ids, state, logits="none")    # no resets: every piece runs in full
+                    self.prefill(ids, state, logits="none")
                 continue
             n = stop - state.pos
             self.prefill(ids[:, :n], state, logits="none")
             carry = ids[:, n:] if n < ids.shape[1] else None
-        if logits is None:
+        return carry
+
+    def prefill_stream(self, pieces, state: RambaState):
+        """Feed an iterable of prompt pieces (ids [B, t] each) after what `state` holds; -> (last logits
+        [B, 1, V], state). All but the last piece go through feed_to_boundary; the last, with the tokens held
+        back, runs with logits="last". So a long prompt runs retrieval and the upper stack once, in calls of at
+        most a piece plus one reset spacing."""
+        it = iter(pieces)
+        last = next(it, None)
+        if last is None:
             raise BadInputError("prefill_stream: empty prompt")
-        return logits, state
+
+        def all_but_last():
+            nonlocal last
+            for piece in it:
+                yield last
+                last = piece
+
+        tail = self.feed_to_boundary(all_but_last(), state)
+        ids = last if tail is None else torch.cat([tail, last], dim=1)
+        return self.prefill(ids, state, logits="last")
 
     @torch.no_grad()
     def decode(self, token: torch.Tensor, state: RambaState):

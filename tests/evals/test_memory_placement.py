@@ -108,3 +108,38 @@ def test_bad_memory_options(tmp_path, capsys, args, mention):
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and mention in err[0], err
     assert not out.exists()
+
+
+def test_a_prompt_fed_chunk_by_chunk_runs_retrieval_once():
+    """The runner feeds a prompt chunk by chunk (backends.feed_prompt): RAMba takes every chunk but the last
+    through consume_more, so an offloaded memory is gathered from once per prompt, and the last token's logits
+    equal those of one consume() of the whole prompt (and of the old chunk-by-chunk consume path)."""
+    import numpy as np
+    import torch
+    from ramba.errors import BadInputError
+    from ramba.evals.backends import feed_prompt, load_backend
+    be = load_backend("ramba", "checkpoints/ramba-tiny", device="cpu", memory="host", segment=700)
+    ids = np.random.default_rng(0).integers(0, 256, 3000)
+    chunks = [ids[s:s + 700] for s in range(0, 3000, 700)]
+    results = {}
+    for how in ("feed_prompt", "whole", "consume-each"):
+        be.reset(prompt_length=len(ids))
+        if how == "feed_prompt":
+            results[how] = feed_prompt(be, chunks)
+        elif how == "whole":
+            results[how] = be.consume(ids)
+        else:
+            for c in chunks:
+                results[how] = be.consume(c)
+        results[how + "-gathers"] = be.state.memory.gathers
+    assert results["feed_prompt-gathers"] == 1 and results["whole-gathers"] == 1
+    assert results["consume-each-gathers"] == len(chunks)
+    # fp32; the paths differ in how the lower stack is batched (summation order only)
+    assert (results["feed_prompt"] - results["whole"]).abs().max() <= 1e-4
+    assert (results["feed_prompt"] - results["consume-each"]).abs().max() <= 1e-4
+    be.reset(prompt_length=len(ids))
+    be.consume_more(chunks[0])
+    with pytest.raises(BadInputError, match="consume_more"):
+        be.step(1)
+    be.close()
+    assert torch.isfinite(results["whole"]).all()
