@@ -86,3 +86,17 @@ def test_pageable_host_equals_gpu_on_cuda(model, monkeypatch):
     model.prefill(ids[:, :3000], st, logits="last")
     assert not st.memory.store.pin and st.memory.store._writer is not None
     st.memory.close()
+
+
+@pytest.mark.parametrize("memory", ["gpu", "host"])
+def test_prefill_stream_on_cuda_equals_full_forward(model, memory):
+    """prefill_stream (pieces re-cut on reset boundaries, logits="none" until the last call) on CUDA: the last
+    logits equal a full forward's, and an offloaded memory is gathered from once."""
+    ids = torch.randint(0, 256, (1, 5000), device="cuda", generator=torch.Generator("cuda").manual_seed(2))
+    ref = run_segments(model, ids, [5000])[:, -1]                                   # [1, V]
+    state = model.allocate_state(1, device="cuda", memory=memory)
+    out, state = model.prefill_stream((ids[:, s:s + 1100] for s in range(0, 5000, 1100)), state)
+    assert (out[:, 0] - ref).abs().max().item() <= 1e-4
+    if memory == "host":
+        assert state.memory.gathers == 1
+    state.memory.close()
