@@ -84,7 +84,8 @@ class RambaSpans:
         return self.model.allocate_state(batch_size=batch, device=self.device, prompt_length=prompt_length)
 
     def feed(self, state, ids, logits: bool):
-        out, _ = self.model.prefill(ids.to(self.device), state, logits="all" if logits else "last")
+        # no logits wanted: "none" carries the same state and skips the upper stack where the call allows
+        out, _ = self.model.prefill(ids.to(self.device), state, logits="all" if logits else "none")
         return out if logits else None
 
     def expand(self, state, n: int):

@@ -107,16 +107,18 @@ class RambaBackend(LoglikelihoodMixin):
         return out
 
     def close(self) -> None:
-        if self.state is not None and self.state.memory is not None:
-            self.state.memory.close()
-        self.state = None
+        self._pending = None
+        try:
+            if self.state is not None and self.state.memory is not None:
+                self.state.memory.close()
+        finally:
+            self.state = None
 
     def reset(self, prompt_length: int | None = None) -> None:
         """A new empty state; with the prompt's length known, the last Mamba reset falls cfg.reset_tail tokens
         before its end whatever the length (docs/contracts.md, reset-aligned inference)."""
         import torch
         self.close()                          # the previous prompt's memory (and its file) goes first
-        self._pending = None
         placement = self.placement
         if placement is None:                 # no check_fits: decide for this prompt (gpu before any prompt)
             placement = self._choose(prompt_length)[0] if prompt_length and self.model.cfg.has_hsa else "gpu"

@@ -177,6 +177,8 @@ class HostStore:
         self._ahead: list[torch.Tensor] = []   # blocks the background thread has allocated, in _grow's order
         self._ahead_cv = threading.Condition()
         self._ahead_thread = None
+        self._ahead_cancel = threading.Event()     # close(): stop allocating ahead
+        self._ahead_error: BaseException | None = None
         if allocate_ahead > 0:
             sizes, total, n = [], 0, self.next_block
             while total < allocate_ahead:
@@ -198,24 +200,53 @@ class HostStore:
         return blk
 
     def _allocate_blocks(self, sizes: list[int]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        """Background thread: allocate `sizes` blocks with `workers` daemon threads and hand them over in order.
+        Always ends with the end marker (None), also after a failed allocation (kept in _ahead_error and raised
+        by the write that needed the block) or a cancel (close())."""
         # pinned blocks: one thread (cudaHostAlloc serialises on a driver lock); pageable: POPULATE_THREADS
         workers = 1 if self.pin else POPULATE_THREADS
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ramba-host-alloc") as pool:
-            blocks = pool.map(self._populated_block, sizes)        # in order, `workers` at a time
-            self._publish_blocks(blocks)
+        slots: list = [None] * len(sizes)
+        done = [threading.Event() for _ in sizes]
+        order = iter(range(len(sizes)))
+        lock = threading.Lock()
 
-    def _publish_blocks(self, blocks) -> None:
-        for blk in blocks:
+        def work():
+            while not self._ahead_cancel.is_set():
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                try:
+                    slots[i] = self._populated_block(sizes[i])
+                except BaseException as e:     # noqa: BLE001 - handed to the caller, never lost
+                    slots[i] = e
+                finally:
+                    done[i].set()
+
+        for _ in range(workers):
+            threading.Thread(target=work, name="ramba-host-alloc", daemon=True).start()
+        try:
+            for i in range(len(sizes)):
+                while not done[i].wait(0.05):
+                    if self._ahead_cancel.is_set():
+                        return
+                blk, slots[i] = slots[i], None
+                if isinstance(blk, BaseException):
+                    raise blk
+                with self._ahead_cv:
+                    self._ahead.append(blk)
+                    self._ahead_cv.notify_all()
+        except BaseException as e:             # noqa: BLE001
+            self._ahead_error = e
+            self._ahead_cancel.set()           # the other workers stop after their current block
+        finally:
             with self._ahead_cv:
-                self._ahead.append(blk)
+                self._ahead.append(None)       # end marker: later blocks are allocated inline
                 self._ahead_cv.notify_all()
-        with self._ahead_cv:
-            self._ahead.append(None)           # end marker: later blocks are allocated inline
-            self._ahead_cv.notify_all()
 
     def _next_block(self, n: int) -> torch.Tensor:
-        """The next block of n records: the background thread's (waiting for it) while it has any, else new."""
+        """The next block of n records: the background thread's (waiting for it) while it has any, else new; a
+        failed background allocation is raised here, in the write that needed the block."""
         if self._ahead_thread is not None:
             with self._ahead_cv:
                 self._ahead_cv.wait_for(lambda: bool(self._ahead))
@@ -224,6 +255,9 @@ class HostStore:
                 assert blk.shape[0] == n, "allocate-ahead blocks follow _grow's sizes"
                 return blk
             self._ahead_thread = None
+            if self._ahead_error is not None:
+                err, self._ahead_error = self._ahead_error, None
+                raise err
         return self._new_block(n)
 
     def _grow(self, need: int) -> None:
@@ -320,6 +354,7 @@ class HostStore:
                 self._writer.close()
                 self._writer = None
             if self._ahead_thread is not None:
+                self._ahead_cancel.set()           # blocks not yet allocated are not: close() does not wait
                 self._ahead_thread.join()
                 self._ahead_thread = None
             self.blocks, self.starts, self.capacity, self._ahead = [], [], 0, []
@@ -627,9 +662,11 @@ class OffloadedChunkMemory(ChunkMemory):
         return self.device_nbytes() + self.host_nbytes() + self.disk_nbytes()
 
     def close(self) -> None:
-        self.store.close()
-        if self._lmk_host is not None:
-            self._lmk_host.close()
+        try:
+            self.store.close()
+        finally:                                   # the landmarks go too when the store raises its writer's error
+            if self._lmk_host is not None:
+                self._lmk_host.close()
 
 
 def _host_pin_from_env() -> bool | None:

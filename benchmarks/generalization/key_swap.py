@@ -68,17 +68,21 @@ def probe(model, sample, S: int) -> dict:
             with torch.no_grad():
                 logits, aux = model(torch.as_tensor(ids)[None], return_aux=True, reset_phase=model.reset_phase_for(L))
             # position L - 1 predicts the leading space; L .. L + len(value) - 1 predict the value's bytes
-            def weights_at(t):
-                idx, w = aux["indices"][0, t, 0].tolist(), aux["weights"][0, t, 0].tolist()
-                return [sum(x for c, x in zip(idx, w) if c in sp) for sp in spans]
+            def weights_at(t):           # mean over KV groups (each selects its own chunks)
+                per = []
+                for h in range(aux["indices"].shape[2]):
+                    idx, w = aux["indices"][0, t, h].tolist(), aux["weights"][0, t, h].tolist()
+                    per.append([sum(x for c, x in zip(idx, w) if c in sp) for sp in spans])
+                return np.mean(per, axis=0).tolist()
             W.append(weights_at(L))                                           # the first value byte
             Wd.append(np.mean([weights_at(t) for t in range(L, L + len(value))], axis=0).tolist())
             pred = logits[0, L - 1:L - 1 + len(answer)].argmax(-1).tolist()
             digit_acc.append(float(np.mean([a == b for a, b in zip(pred[1:], answer[1:])])))
             first_acc.append(float(pred[1] == answer[1]))                       # the value's first byte
-            r = captured["r"][0, L, 0].float()                                # [dr] the first value byte's query
+            r = captured["r"][0, L].float().reshape(-1)                       # [Hkv * dr] the first value byte's query
             R.append(r)
-            lmk = aux["landmarks"][0, :, 0].float()                           # [C, dr]
+            lmk = aux["landmarks"][0].float().reshape(aux["landmarks"].shape[1], -1)   # [C, Hkv * dr]
+            # summed over KV groups: each group's score is its own q . landmark
             score = [max(float(lmk[c] @ r) for c in sp if c < lmk.shape[0]) for sp in spans]
             margins.append(score)
     finally:

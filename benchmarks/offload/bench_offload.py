@@ -305,12 +305,16 @@ def hostab(out: Path, device: str, length: str = "64M", segment: int = 0, deadli
         pin = PIN_S_PER_GIB * L * 272 / G if mode == "pinned" and seed == 0 else 0.0
         if res["runs"] and not _fits_in_time(res, deadline, L, placement, extra_s=pin):
             continue
+        before = os.environ.get("RAMBA_HOST_PINNED")
         if mode is not None:       # "pageable" (the default) / "pinned"
             os.environ["RAMBA_HOST_PINNED"] = "1" if mode == "pinned" else "0"
         try:
             run_ = _pk(out, f"passkey-{length}-{tag}-s{seed}", device, length, placement, seed=seed, **kw)
-        finally:
-            os.environ.pop("RAMBA_HOST_PINNED", None)
+        finally:                   # the caller's setting back
+            if before is None:
+                os.environ.pop("RAMBA_HOST_PINNED", None)
+            else:
+                os.environ["RAMBA_HOST_PINNED"] = before
         run_["host_blocks"] = mode
         res["runs"].append(run_)
         _save(out, "hostab", res)

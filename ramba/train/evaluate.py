@@ -67,7 +67,8 @@ def _pieces(group, length: int, piece_tokens: int):
         return (p[None] for p in group[0].prompt_chunks(piece_tokens))
     if length <= (1 << 16):
         return [np.stack([np.concatenate(list(s.prompt_chunks(piece_tokens))) for s in group])]
-    # at most piece_tokens tokens per prefill call in all: kernels index [rows x tokens x width] with int32
+    # at most piece_tokens tokens per prefill call in all (plus, per row, the < mamba_segment tokens that
+    # prefill_stream holds back to the next call): kernels index [rows x tokens x width] with int32
     # (rows x 1M tokens crashed with an illegal memory access at 512K x 5 rows on an H200)
     per_row = max(1, piece_tokens // len(group))
     return (np.stack(ps) for ps in zip(*[s.prompt_chunks(per_row) for s in group]))

@@ -149,6 +149,56 @@ def test_host_store_allocate_ahead_same_blocks_and_contents(ahead):
     assert st._ahead_thread is None and not st.blocks
 
 
+def test_host_store_allocate_ahead_failure_surfaces_in_the_write(monkeypatch):
+    """A block the background threads fail to allocate raises in the write that needs it (it used to hang)."""
+    real = HostStore._populated_block
+    calls = []
+
+    def flaky(self, n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise MemoryError("planted: no host memory")
+        return real(self, n)
+
+    monkeypatch.setattr(HostStore, "_populated_block", flaky)
+    monkeypatch.setattr(off, "POPULATE_THREADS", 1)
+    st = HostStore((2, 3), torch.float32, block_bytes=4 * 24, first_block_bytes=24, pin=False, allocate_ahead=40)
+    st.write(0, torch.randn(1, 2, 3))                      # the first block is there
+    done = {}
+
+    def second_write():
+        try:
+            st.write(1, torch.randn(3, 2, 3))
+        except MemoryError as e:
+            done["error"] = e
+
+    t = threading.Thread(target=second_write, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "the write hung on a failed background allocation"
+    assert "planted" in str(done.get("error"))
+    st.close()
+
+
+def test_host_store_close_does_not_wait_for_the_whole_allocation(monkeypatch):
+    """close() cancels the blocks not yet allocated ahead instead of waiting for all of them."""
+    import time
+    real = HostStore._populated_block
+
+    def slow(self, n):
+        time.sleep(0.2)
+        return real(self, n)
+
+    monkeypatch.setattr(HostStore, "_populated_block", slow)
+    monkeypatch.setattr(off, "POPULATE_THREADS", 1)
+    st = HostStore((2, 3), torch.float32, block_bytes=24, first_block_bytes=24, pin=False, allocate_ahead=50)
+    st.write(0, torch.randn(1, 2, 3))
+    t0 = time.perf_counter()
+    st.close()                                             # 49 blocks x 0.2 s are still to come
+    assert time.perf_counter() - t0 < 2.0
+    assert st._ahead_thread is None and not st.blocks
+
+
 @pytest.mark.parametrize("writer", [False, True], ids=["caller-copies", "writer-thread"])
 def test_host_allocate_ahead_identical_to_gpu(ids, monkeypatch, writer):
     """A presized host memory (prompt_length) allocates its blocks ahead (pageable here: mapped by a thread
