@@ -21,6 +21,7 @@ HEADROOM_CHUNKS = 16          # as ramba.offload: presized memories leave room f
 ACT_FLOATS_PER_TOKEN = 48     # activation estimate per d_model per token of a segment (tiny at 64K: ~3 GiB)
 USABLE = 0.9                  # of each tier's free bytes (fragmentation, other processes)
 CACHE_BYTES = 1 << 30         # disk tier host cache (ramba.offload.CACHE_BYTES)
+WRITE_AHEAD_BYTES = 256 << 20  # host tier: records queued for its writer thread (ramba.offload.WRITE_AHEAD_BYTES)
 
 
 def canonical_dtype(name: str | None) -> str | None:
@@ -71,7 +72,8 @@ def needs(cfg, length: int, placement: str, itemsize: int = 4, batch: int = 1, s
     if placement == "gpu":
         n = Need("gpu", kv + lmk + act, 0, 0)
     elif placement == "host":
-        n = Need("host", lmk_dev + act, kv + lmk_host, 0)
+        # + the records queued for the host writer thread (device tensors until copied; ramba.offload)
+        n = Need("host", lmk_dev + act + min(kv, WRITE_AHEAD_BYTES), kv + lmk_host, 0)
     elif placement == "disk":
         n = Need("disk", lmk_dev + act, min(cache_bytes, kv) + lmk_host, kv)
     else:

@@ -29,6 +29,7 @@ import torch
 
 # CACHE_BYTES: the disk tier's host-RAM cache of hot chunks; HEADROOM_CHUNKS: presized memories leave room
 # for ~1K decoded tokens past the prompt before growing
+from ramba import budget as _budget
 from ramba.budget import CACHE_BYTES, HEADROOM_CHUNKS, PLACEMENTS
 from ramba.errors import BadInputError
 from ramba.kernels.hsa.reference import topk_newest
@@ -38,8 +39,8 @@ BLOCK_BYTES = 256 << 20        # host block size cap: pinned allocation costs ~0
 FIRST_BLOCK_BYTES = 1 << 20    # first block; later ones double up to BLOCK_BYTES (small runs stay small)
 LANDMARK_BLOCK_CHUNKS = 1 << 16  # streamed landmarks: chunks scored per device transfer
 # pageable host mode: bytes of records queued for the writer thread before write() waits (on CUDA they are
-# device tensors kept alive until copied, so this bounds the GPU memory the copies hold)
-WRITE_AHEAD_BYTES = 1 << 30
+# device tensors kept alive until copied, so this bounds the GPU memory the copies hold; ramba.budget counts it)
+WRITE_AHEAD_BYTES = _budget.WRITE_AHEAD_BYTES
 PAGE_BYTES = 4096              # allocate-ahead touches one byte per page to map pageable blocks
 POPULATE_THREADS = max(1, min(8, (os.cpu_count() or 2) // 2))
 
