@@ -72,7 +72,10 @@ class CorruptLogits:
     def consume_more(self, ids) -> None:
         self._identify(ids)
         more = getattr(self._inner, "consume_more", None)
-        more(ids) if more is not None else self._inner.consume(ids)
+        if more is not None:
+            more(ids)
+        else:
+            self._inner.consume(ids)
 
     def step(self, token: int):
         return self._out(self._inner.step(token))

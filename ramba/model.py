@@ -171,10 +171,15 @@ class RambaModel(nn.Module):
         out, _ = self._run(ids, state, self.cfg.mamba_segment, True, None, logits, state.reset_phase)
         return out, state
 
+    @property
+    def reset_spacing(self) -> int | None:
+        """Tokens between Mamba resets at inference, or None (no Mamba mixers, or no resets)."""
+        return (self.cfg.mamba_segment or None) if self.cfg.uses_mamba else None
+
     def last_reset(self, reset_phase: int, after: int, end: int) -> int | None:
         """The largest Mamba reset position p with after < p <= end (absolute positions, resets at
         reset_phase mod mamba_segment), or None (none there, or the model has no resets)."""
-        seg = self.cfg.mamba_segment if self.cfg.uses_mamba else None
+        seg = self.reset_spacing
         if not seg:
             return None
         shift = (seg - reset_phase % seg) % seg                  # resets at positions p with (p + shift) % seg == 0
@@ -192,7 +197,7 @@ class RambaModel(nn.Module):
             carry = None
             stop = self.last_reset(state.reset_phase, state.pos, state.pos + ids.shape[1])
             if stop is None:                    # no boundary in this piece: no resets, or a short piece
-                if self.cfg.uses_mamba and self.cfg.mamba_segment:
+                if self.reset_spacing:
                     carry = ids                 # wait for one (at most a reset spacing more)
                 else:
                     self.prefill(ids, state, logits="none")

@@ -146,7 +146,9 @@ class HostStore:
 
     write(c0, recs [n, *rec]) from any device; read(ids [n] int64 CPU, sorted) -> [n, *rec] host tensor.
     Both wait for earlier writes where needed (read, sync and close wait for every write). How a write copies:
-    * CUDA records, pinned blocks (pin=True, the default when CUDA is up): an async copy on a side stream.
+    * CUDA records, pinned blocks (pin=True; HostStore's own default when CUDA is up, which the streamed
+      landmarks use: make_chunk_memory asks for pageable K/V blocks unless RAMBA_HOST_PINNED=1): an async copy
+      on a side stream.
     * CUDA records, pageable blocks (pin=False, "pageable mode"): the caller records a CUDA event and queues the
       records for one writer thread, which copies them on its own stream after the event (see _CopyWriter).
     * CPU records: a plain copy in the caller (or in the writer thread with writer_thread=True: for tests).

@@ -391,6 +391,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tok-s", type=float, default=None, help="256m: tokens/s to project the first sample "
                     "(default: from summary-p64.json in --out, if there)")
     a = ap.parse_args(argv)
+    bad = [m for m in a.modes.split(",") if m not in ("pageable", "pinned")]
+    if bad:                        # before anything is written
+        ap.error(f"--modes: unknown host block mode(s) {', '.join(bad)}; use pageable and/or pinned")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.stage == "smoke":    # CPU, seconds: every stage's code path at tiny sizes

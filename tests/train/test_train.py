@@ -100,18 +100,24 @@ def test_init_from_loads_weights_and_refuses_other_architectures(tmp_path):
         build_model(missing, torch.device("cpu"))
 
 
+def _micro_forward(kind: str, seed: int, sampler_seed: int, length: int):
+    """A micro RAMba, one batch of 4 `kind` rows and its forward -> (model, model config, batch, logits, aux)."""
+    from ramba.train.data import RowSampler
+    from ramba.train.run import build_model, forward
+    torch.manual_seed(seed)
+    cfg = micro_config(steps=1, seed=seed, mix={kind: 1.0}, length=length)
+    model, mcfg = build_model(cfg, torch.device("cpu"))
+    batch = RowSampler({kind: 1.0}, seed=sampler_seed, segment=mcfg.mamba_segment, pool_bytes=1 << 16).batch(
+        np.random.default_rng(sampler_seed), 4, length)
+    logits, aux = forward(model, batch.ids, mcfg)
+    return model, mcfg, batch, logits, aux
+
+
 def test_retrieval_term_trains_the_selector_toward_the_source_chunk():
     """data.retrieval_weight adds -log(fusion weight on the answer's source chunk): it is finite, it is 0-weighted
     by default (the loss is unchanged), and its gradient reaches the retrieval projection through the weights."""
-    from ramba.train.data import RowSampler
     from ramba.train.metrics import loss_and_stats, source_chunk_nll
-    from ramba.train.run import build_model, forward
-    torch.manual_seed(20260314)
-    cfg = micro_config(steps=1, seed=20260314, mix={"passkey": 1.0}, length=256)
-    model, mcfg = build_model(cfg, torch.device("cpu"))
-    batch = RowSampler({"passkey": 1.0}, seed=3, segment=mcfg.mamba_segment, pool_bytes=1 << 16).batch(
-        np.random.default_rng(3), 4, 256)
-    logits, aux = forward(model, batch.ids, mcfg)
+    model, mcfg, batch, logits, aux = _micro_forward("passkey", 20260314, 3, 256)
     nll = source_chunk_nll(batch, aux, mcfg.chunk_size)
     assert nll is not None and torch.isfinite(nll) and float(nll) > 0
     base, _ = loss_and_stats(logits, batch, 8.0, 1.0, aux, mcfg.chunk_size)
@@ -145,15 +151,8 @@ def test_first_of_copies_marks_the_first_byte_of_each_copied_span():
 def test_retrieval_term_on_first_bytes_only():
     """data.retrieval_positions: first counts only the byte that starts each copied value (where the selector
     alone must find the source): the mean of -log(weight) over exactly those targets."""
-    from ramba.train.data import RowSampler
     from ramba.train.metrics import RETRIEVAL_EPS, _source_hits, first_of_copies, source_chunk_nll, split_aux
-    from ramba.train.run import build_model, forward
-    torch.manual_seed(5)
-    cfg = micro_config(steps=1, seed=5, mix={"ruler_niah": 1.0}, length=1024)
-    model, mcfg = build_model(cfg, torch.device("cpu"))
-    batch = RowSampler({"ruler_niah": 1.0}, seed=4, segment=mcfg.mamba_segment, pool_bytes=1 << 16).batch(
-        np.random.default_rng(4), 4, 1024)
-    _, aux = forward(model, batch.ids, mcfg)
+    _, mcfg, batch, _, aux = _micro_forward("ruler_niah", 5, 4, 1024)
     idx, w = split_aux(aux)
     ok, hit = _source_hits(batch, idx, mcfg.chunk_size)
     first = ok & first_of_copies(batch.source)
