@@ -388,6 +388,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-second", action="store_true", help="p64: no second 64M sample per placement")
     ap.add_argument("--modes", default="pageable,pinned", help="hostab: host block modes to run, in order")
     ap.add_argument("--model", default=None, help="370m: the model (default ramba:370m)")
+    ap.add_argument("--placements", default="gpu,host,disk", help="370m: placements, in order")
     ap.add_argument("--tok-s", type=float, default=None, help="256m: tokens/s to project the first sample "
                     "(default: from summary-p64.json in --out, if there)")
     a = ap.parse_args(argv)
@@ -421,7 +422,8 @@ def main(argv=None) -> int:
                        deadline=a.deadline, memory_dtype=a.memory_dtype or "bfloat16", tok_s=tok_s)
     elif a.stage == "370m":
         _header(out, a.device)
-        res = m370(out, a.device, lengths=a.lengths or "1M,16M", model=a.model or "ramba:370m")
+        res = m370(out, a.device, lengths=a.lengths or "1M,16M", model=a.model or "ramba:370m",
+                   placements=a.placements)
     else:
         res = STAGES[a.stage](out, a.device)
     res = {"stage": a.stage, "device": a.device, **res}

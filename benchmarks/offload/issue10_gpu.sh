@@ -6,7 +6,7 @@
 # two samples each, in one process) runs a subset, e.g. `... $OUT 256m` for a call of its own.
 # Knobs (environment): ISSUE10_BUDGET_S (seconds from this script's start, default 250: setup ~15-25 s of the
 # 280 s is already spent), SEG256 (256M segment, default 65536), MEM256 (256M memory dtype, default bfloat16),
-# SAMPLES256 (default 3), HOST_MODES (hostab: default pageable,pinned), ISSUE10_GIT_SHA (recorded when the copy has no .git). CPU smoke test of the script:
+# SAMPLES256 (default 3), PLACE370 (370m placements, default gpu,host,disk), HOST_MODES (hostab: default pageable,pinned), ISSUE10_GIT_SHA (recorded when the copy has no .git). CPU smoke test of the script:
 #   ISSUE10_DEVICE=cpu L64=8K SWEEP=2K,4K PROBE=2K DISKL=4K,8K L370=2K MODEL370=ramba:tiny L256=8K \
 #     bash benchmarks/offload/issue10_gpu.sh /tmp/o10-out
 #
@@ -80,7 +80,7 @@ step() {
 step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
 step hostab 330 60 --lengths "${L64:-64M}" --probe "${PROBE:-1M}" --modes "${HOST_MODES:-pageable,pinned}"
 step disk 100 15 --lengths "${DISKL:-16M,64M}"
-step 370m 200 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}"
+step 370m 400 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}" --placements "${PLACE370:-gpu,host,disk}"
 step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
   --memory-dtype "${MEM256:-bfloat16}"
 pack

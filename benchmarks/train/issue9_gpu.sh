@@ -3,6 +3,7 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
+#   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
 #           side over two back-to-back calls (paused with a checkpoint at the first call's end, resumed in the
@@ -131,5 +132,20 @@ case "$JOB" in
     done
     pack
     ;;
-  *) echo "unknown job $JOB: train, eval or long"; exit 2 ;;
+  candidate)  # a fine-tuned candidate beyond 4K, to decide whether it ships: $CK is copied to /tmp/ck/$NAME so
+             # its records carry that name; passkey 1K..4M and 16M/64M, RULER (8 NIAH + vt) at 64K/1M then 16M/64M
+    NAME=${NAME:-candidate}
+    mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
+    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
+      --out /tmp/rec/passkey --deadline 150 2>&1 | grep -E '^\{|Error' | tail -14
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 16M,64M --long-samples 5 \
+      --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 64K,1M --samples 10 --long-batch 5 \
+      --out /tmp/rec/ruler --deadline 90 2>&1 | grep -E '^\{|Error' | tail -20
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 16M,64M --long-samples 3 --long-batch 3 \
+      --out /tmp/rec/ruler --deadline $(( $(left) - 45 )) 2>&1 | grep -E '^\{|Error' | tail -20
+    pack
+    ;;
+  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2"; exit 2 ;;
 esac
