@@ -2,7 +2,7 @@
 # Issue 10's GPU records in ONE call on a warm H200 (mamba-ssm Triton kernels already in the cache), under a
 # hard wall-clock limit of ~280 s for setup + this script:
 #   source benchmarks/gpu_setup.sh && bash benchmarks/offload/issue10_gpu.sh $OUT [STEPS]
-# STEPS (default p64,disk,370m,256m; also hostab: the host placement's pinned and pageable blocks against gpu,
+# STEPS (default p64,disk,370m,256m, run in that order; also gputests: the placements' GPU tests; hostab: the host placement's pinned and pageable blocks against gpu,
 # two samples each, in one process) runs a subset, e.g. `... $OUT 256m` for a call of its own.
 # Knobs (environment): ISSUE10_BUDGET_S (seconds from this script's start, default 250: setup ~15-25 s of the
 # 280 s is already spent), SEG256 (256M segment, default 65536), MEM256 (256M memory dtype, default bfloat16),
@@ -58,7 +58,6 @@ pack() {
 # step NAME MAX_S MIN_S ARGS...: run bench_offload.py NAME under timeout min(MAX_S, left - 8); skip below MIN_S
 step() {
   local name=$1 max=$2 min=$3; shift 3
-  case ",$STEPS," in *",$name,"*) ;; *) return ;; esac
   local now left lim t rc
   now=$(date +%s); left=$((DEADLINE - now - 8))
   lim=$(( left < max ? left : max ))
@@ -77,12 +76,30 @@ step() {
   pack
 }
 
-step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}"
-step hostab 330 60 --lengths "${L64:-64M}" --probe "${PROBE:-1M}" --modes "${HOST_MODES:-pageable,pinned}"
-step disk 100 15 --lengths "${DISKL:-16M,64M}"
-step 370m 400 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}" --placements "${PLACE370:-gpu,host,disk}"
-step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
-  --memory-dtype "${MEM256:-bfloat16}"
+# gputests: the GPU tests of the placements (outputs equal to gpu; compiles mamba-ssm's kernels, ~100 s on a fresh
+# machine), full output in $OUT/offload-gpu-tests.txt
+gputests() {
+  local now left lim
+  now=$(date +%s); left=$((DEADLINE - now - 8)); lim=$(( left < 300 ? left : 300 ))
+  echo "== gputests (limit ${lim}s)" | tee -a "$LOG"
+  timeout -k 5 "$lim" $PY -P -m pytest -m gpu tests/model/test_model_offload_gpu.py -q -rs >"$OUT/offload-gpu-tests.txt" 2>&1
+  echo "== gputests rc=$? in $(( $(date +%s) - now ))s: $(tail -1 "$OUT/offload-gpu-tests.txt")" | tee -a "$LOG"
+}
+
+# the steps run in the order STEPS names them
+for name in ${STEPS//,/ }; do
+  case "$name" in
+    gputests) gputests ;;
+    p64) step p64 150 40 --lengths "${L64:-64M}" --sweep "${SWEEP:-1M,4M,16M}" --probe "${PROBE:-1M}" ;;
+    hostab) step hostab 330 60 --lengths "${L64:-64M}" --probe "${PROBE:-1M}" --modes "${HOST_MODES:-pageable,pinned}" ;;
+    disk) step disk 100 15 --lengths "${DISKL:-16M,64M}" ;;
+    370m) step 370m 400 30 --lengths "${L370:-1M}" --model "${MODEL370:-ramba:370m}" \
+            --placements "${PLACE370:-gpu,host,disk}" ;;
+    256m) step 256m 600 60 --lengths "${L256:-256M}" --samples "${SAMPLES256:-3}" --segment "${SEG256:-65536}" \
+            --memory-dtype "${MEM256:-bfloat16}" ;;
+    *) echo "issue10_gpu: unknown step $name (gputests, p64, hostab, disk, 370m, 256m)" | tee -a "$LOG"; exit 2 ;;
+  esac
+done
 pack
 rm -rf "$RUN/memory" 2>/dev/null
 echo "issue10_gpu: done in $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
