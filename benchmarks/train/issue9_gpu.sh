@@ -110,12 +110,14 @@ case "$JOB" in
     pack
     ;;
   finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml) with retrieval_weight RWS (default "0 1 3") side by side,
+             # from the weights in $INIT if set (else the config's model.init_from),
              # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files
     CONFIG=${CONFIG:-configs/ramba-tiny-v4ft.yaml}
     for rw in ${RWS:-0 1 3}; do
       n=$(basename $CONFIG .yaml)-rw$rw
       ( python benchmarks/train/train_gpu.py $CONFIG --out /tmp/rec/$n --budget ${BUDGET:-300} \
-          --set name=$n --set data.retrieval_weight=$rw --eval-samples 2 > /tmp/rec/$n-train.log 2>&1
+          --set name=$n --set data.retrieval_weight=$rw ${INIT:+--set model.init_from=$INIT} --eval-samples 2 \
+          > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
         timeout $(( $(left) - 20 )) $R /tmp/ck/$n --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$n \
