@@ -76,10 +76,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.ops:
         os.environ["RAMBA_OPS"] = args.ops
-    import yaml
-    from ramba.train.config import config_from_dict
+    from ramba.train.config import config_from_dict, read_config_dict
     from ramba.train.run import train_config
-    raw = apply_sets(yaml.safe_load(Path(args.config).read_text()), args.set)
+    raw = apply_sets(read_config_dict(args.config), args.set)
     if args.budget is not None:
         raw.setdefault("train", {})["time_budget_s"] = args.budget
     cfg = config_from_dict(raw, source=args.config)

@@ -110,7 +110,15 @@ class TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
+    return config_from_dict(read_config_dict(path), source=str(path))
+
+
+def read_config_dict(path: str | Path) -> dict:
+    """The config file as a mapping, its `base:` chain merged in (before any command-line overrides)."""
+    return _read_with_base(Path(path), ())
+
+
+def _read_raw(path: Path) -> dict:
     if not path.is_file():
         raise BadInputError(f"training config {path} not found: pass a file such as configs/ramba-tiny.yaml")
     text = path.read_text()
@@ -122,7 +130,30 @@ def load_config(path: str | Path) -> TrainConfig:
             raw = yaml.safe_load(text)
     except Exception as e:  # noqa: BLE001 - any parse error becomes one line
         raise BadInputError(f"training config {path} does not parse: {str(e).splitlines()[0]}") from None
-    return config_from_dict(raw, source=str(path))
+    if not isinstance(raw, dict):
+        raise BadInputError(f"training config {path} must be a mapping at the top level")
+    return raw
+
+
+def _read_with_base(path: Path, seen: tuple) -> dict:
+    """A config with `base: OTHER.yaml` (relative to its own folder) is OTHER merged with its own keys: mappings
+    merge key by key, anything else (lists, scalars, null) replaces. So a baseline's recipe can be the shipped
+    model's recipe with another architecture, written once."""
+    raw = _read_raw(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    target = (path.parent / str(base)).resolve()
+    if target in seen or len(seen) > 8:
+        raise BadInputError(f"training config {path}: base {base!r} loops back ({' -> '.join(map(str, seen))})")
+    return _merge(_read_with_base(target, seen + (path.resolve(),)), raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def config_from_dict(raw: dict, source: str = "") -> TrainConfig:

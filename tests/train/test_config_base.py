@@ -1,0 +1,46 @@
+"""Training configs with `base:`: a recipe written once and reused with another architecture (the baselines'
+recipes are the shipped RAMba's with model overrides)."""
+from pathlib import Path
+
+import pytest
+
+from ramba.errors import BadInputError
+from ramba.train.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_base_merges_mappings_and_replaces_the_rest(tmp_path):
+    (tmp_path / "a.yaml").write_text(
+        "name: a\nseed: 3\nmodel: {preset: tiny, overrides: {arch: ramba, mamba_segment: 512, reset_tail: 352}}\n"
+        "data: {mix: {passkey: 0.5, copy: 0.5}, answer_weight: 8.0}\n"
+        "curriculum: [{until: 0.5, length: 128, batch: 4}, {until: 1.0, length: 256, batch: 2}]\n")
+    (tmp_path / "b.yaml").write_text(
+        "base: a.yaml\nname: b\nmodel: {overrides: {arch: mamba2, n_hsa: 0, mamba_segment: null, reset_tail: null}}\n"
+        "data: {mix: {copy: 1.0}}\ncurriculum: [{until: 1.0, length: 64, batch: 1}]\n")
+    b = load_config(tmp_path / "b.yaml")
+    assert b.name == "b" and b.seed == 3                                  # own key wins, base key kept
+    assert b.model.overrides == {"arch": "mamba2", "n_hsa": 0, "mamba_segment": None, "reset_tail": None}
+    assert b.data.answer_weight == 8.0                                    # mappings merge key by key ...
+    assert b.data.mix == {"passkey": 0.5, "copy": 1.0}
+    assert [s.length for s in b.curriculum] == [64]                       # ... lists replace
+
+
+def test_a_base_that_loops_or_is_missing_is_one_clear_error(tmp_path):
+    (tmp_path / "x.yaml").write_text("base: y.yaml\nname: x\n")
+    (tmp_path / "y.yaml").write_text("base: x.yaml\nname: y\n")
+    with pytest.raises(BadInputError, match="loops back"):
+        load_config(tmp_path / "x.yaml")
+    (tmp_path / "z.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(BadInputError, match="not found"):
+        load_config(tmp_path / "z.yaml")
+
+
+@pytest.mark.parametrize("name, arch", [("swa-hsa-tiny-v2", "swa-hsa"), ("mamba2-tiny-v2", "mamba2")])
+def test_baseline_recipes_are_the_shipped_recipe_with_another_architecture(name, arch):
+    ours, base = load_config(CONFIGS / "ramba-tiny.yaml"), load_config(CONFIGS / f"{name}.yaml")
+    ft_ours, ft_base = load_config(CONFIGS / "ramba-tiny-ft.yaml"), load_config(CONFIGS / f"{name}-ft.yaml")
+    for a, b in ((ours, base), (ft_ours, ft_base)):
+        assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
+        assert b.model.overrides["arch"] == arch and b.model.overrides["mamba_segment"] is None
+    assert ft_base.model.init_from == f"runs/{name}/model"                # part 2 starts where part 1 writes
