@@ -44,3 +44,13 @@ def test_baseline_recipes_are_the_shipped_recipe_with_another_architecture(name,
         assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
         assert b.model.overrides["arch"] == arch and b.model.overrides["mamba_segment"] is None
     assert ft_base.model.init_from == f"runs/{name}/model"                # part 2 starts where part 1 writes
+
+
+def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
+    """The shipped weights were trained as configs/ramba-tiny-v4ft.yaml with data.retrieval_weight=0 (record
+    benchmarks/records/train-ramba-tiny-ft/); the recipe that names them must be that run field for field."""
+    import dataclasses
+    ft, ab = load_config(CONFIGS / "ramba-tiny-ft.yaml"), load_config(CONFIGS / "ramba-tiny-v4ft.yaml")
+    ab = dataclasses.replace(ab, name=ft.name, source=ft.source, data=dataclasses.replace(ab.data, retrieval_weight=0.0),
+                             model=dataclasses.replace(ab.model, init_from=ft.model.init_from))
+    assert ab == ft
