@@ -102,7 +102,7 @@ def heatmaps(cells: pd.DataFrame, out: Path) -> None:
                 if not np.isnan(grid[i, j]):
                     ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
                             color="black" if grid[i, j] > 60 else "white")
-        ax.set_xticks(range(len(lengths)), [fmt_len(L) for L in lengths])
+        ax.set_xticks(range(len(lengths)), [fmt_len(L) for L in lengths], rotation=45 if len(lengths) > 3 else 0)
         ax.set_yticks(range(len(tasks)), tasks if ax is axes[0][0] else [""] * len(tasks))
         ax.set_title(model, fontsize=10)
         ax.set_xlabel("context length (tokens)")
