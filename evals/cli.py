@@ -25,6 +25,9 @@ EXIT_REGRESSION = 1
 _MEMORY_HELP = ("where RAMba's chunk memory lives: gpu (the compute device), host (host RAM), disk (a file + "
                 "RAM cache), auto (decides from the length, the model and each tier's free memory)")
 _DTYPE_HELP = "model compute dtype on the ramba/hf backends: float32 | bfloat16 | float16 [default: the checkpoint's]"
+_GEN_TOKENS_HELP = ("generated convention: 'answer' decodes len(answer) tokens (strict: the value must come "
+                    "first); 'task' decodes the task's own budget (RULER's tokens_to_generate, 128 for NIAH) and "
+                    "scores by substring, as upstream RULER does")
 _MEMORY_DTYPE_HELP = "chunk memory dtype (bfloat16 halves it) [default: --dtype]"
 
 
@@ -118,6 +121,7 @@ def passkey(
     memory_dir: Optional[str] = typer.Option(None, "--memory-dir", help="folder of the disk placement's file "
                                                                        "[default: <out>/memory]"),
     keep_memory: bool = typer.Option(False, "--keep-memory", help="keep the disk placement's file at the end"),
+    gen_tokens: str = typer.Option("answer", "--gen-tokens", help=_GEN_TOKENS_HELP),
 ):
     """Passkey retrieval over a length x depth grid (the main job; runs on CPU with no options)."""
     from ramba.evals import defaults
@@ -126,7 +130,7 @@ def passkey(
                     depths=depths if depths is not None else defaults.DEFAULT_DEPTHS,
                     samples=samples if samples is not None else defaults.DEFAULT_SAMPLES, seed=seed,
                     model=model or defaults.default_model(), tokenizer=tokenizer, device=device, segment=segment,
-                    trust_remote_code=trust_remote_code, out=out, report=report,
+                    trust_remote_code=trust_remote_code, out=out, report=report, gen_tokens=gen_tokens,
                     **_memory_options(dtype, memory, memory_dtype, memory_dir, keep_memory or None))
     _finish(cfg, dry_run, progress)
 
@@ -149,13 +153,14 @@ def ruler(
     report: bool = typer.Option(True, "--report/--no-report"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    gen_tokens: str = typer.Option("answer", "--gen-tokens", help=_GEN_TOKENS_HELP),
 ):
     """RULER tasks over a length x depth grid: one run per task in one suite folder, one summary report."""
     from ramba.evals import defaults
     from ramba.evals.ruler_suite import build_suite, parse_tasks, run_suite
     suite = build_suite("ruler", parse_tasks(tasks), out, lengths=length, depths=depths, samples=samples, seed=seed,
                         model=model or defaults.default_model(), tokenizer=tokenizer, device=device,
-                        segment=segment, trust_remote_code=trust_remote_code)
+                        segment=segment, trust_remote_code=trust_remote_code, gen_tokens=gen_tokens)
     if dry_run:
         from ramba.evals.plan import estimate, format_plan
         for cfg in suite.configs:

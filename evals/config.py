@@ -23,7 +23,8 @@ from ramba.evals.lengths import parse_depths, parse_lengths
 # does not change the outputs (tested identical), so a run may resume on another placement.
 _NOT_HASHED = ("out", "report", "memory", "memory_dir", "keep_memory")
 # Fields added later enter the hash only when set, so the run ids of older configs do not change.
-_HASHED_IF_SET = {"dtype": None, "memory_dtype": None}
+_HASHED_IF_SET = {"dtype": None, "memory_dtype": None, "gen_tokens": "answer"}
+GEN_TOKENS = ("answer", "task")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class RunConfig:
     memory_dtype: str | None = None   # chunk memory dtype (bf16 halves it); None = dtype
     memory_dir: str | None = None     # disk placement folder; None = <out>/memory
     keep_memory: bool = False         # keep the disk placement's file at the end
+    # generated convention: decode len(answer) tokens ("answer"), or the task's own budget ("task": RULER's
+    # tokens_to_generate, 128 for NIAH, scored by substring as upstream, so a preamble before the value is no miss)
+    gen_tokens: str = "answer"
 
     def __post_init__(self):
         # Normalise and validate once, so every constructor path (CLI, file, tests) gets the same checks.
@@ -78,6 +82,8 @@ class RunConfig:
         from ramba.budget import CHOICES, canonical_dtype
         object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
         object.__setattr__(self, "memory_dtype", canonical_dtype(self.memory_dtype))
+        if self.gen_tokens not in GEN_TOKENS:
+            raise BadInputError(f"gen_tokens must be one of {', '.join(GEN_TOKENS)}, got {self.gen_tokens!r}")
         if self.memory not in CHOICES:
             raise BadInputError(f"memory must be one of {', '.join(CHOICES)}, got {self.memory!r}")
 

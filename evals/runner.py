@@ -33,6 +33,9 @@ class RunInterrupted(RambaEvalError):
     """Ctrl-C during a run: the folder is valid and a rerun of the same command resumes it."""
 
 
+GENERATED_BUDGET = {"answer": "len(answer) tokens", "task": "the task's max_new_tokens (at least len(answer))"}
+
+
 @dataclass
 class Prepared:
     cfg: RunConfig
@@ -143,8 +146,9 @@ def _meta(p: Prepared, status: str, previous: dict | None, **extra) -> dict:
         "warmup_s_by_session": warm,
         "conventions": list(CONVENTIONS),
         "scoring": "one prefill per sample; teacher-forced = argmax matches the answer at every position; "
-                   "generated = greedy decode of len(answer) tokens scored by the task; a prediction holding an "
-                   "id outside the tokenizer's vocabulary is wrong",
+                   f"generated = greedy decode of {GENERATED_BUDGET[p.cfg.gen_tokens]} scored by the task; "
+                   "a prediction holding an id outside the tokenizer's vocabulary is wrong",
+        "gen_tokens": p.cfg.gen_tokens,
         **extra,
     }
     return meta
@@ -205,7 +209,9 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...], warmup_s: float 
     env.sync(p.device)  # GPU work is asynchronous: stop the prefill clock when it is done, not when it is queued
     t_prefill = time.perf_counter() - t0
     state_bytes = int(be.state_bytes())
-    op = one_pass(be, logits, sample.answer_ids)
+    extra = (max(0, int(sample.meta.get("max_new_tokens", 0)) - len(sample.answer_ids))
+             if p.cfg.gen_tokens == "task" else 0)
+    op = one_pass(be, logits, sample.answer_ids, extra=extra)
     latency = time.perf_counter() - t0
     common = dict(
         schema_version=SCHEMA_VERSION, sample_id=sample.sample_id, task=sample.task, length=sample.length,

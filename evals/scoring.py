@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class OnePass:
-    generated: tuple[int, ...]        # greedy tokens, len == len(answer)
+    generated: tuple[int, ...]        # greedy tokens, len == len(answer) + extra
     teacher_forced: tuple[int, ...]   # argmax at answer positions up to and including the first mismatch
     first_mismatch: int | None        # answer position of the first wrong argmax; None = all right
 
@@ -22,8 +22,9 @@ class OnePass:
         return self.first_mismatch is None
 
 
-def one_pass(backend, first_logits, answer_ids) -> OnePass:
-    """first_logits: [V] logits after the last prompt token (what backend.consume returned)."""
+def one_pass(backend, first_logits, answer_ids, extra: int = 0) -> OnePass:
+    """first_logits: [V] logits after the last prompt token (what backend.consume returned). `extra` more greedy
+    tokens are decoded after the answer's length (a task's own generation budget); teacher forcing is unchanged."""
     if len(answer_ids) == 0:
         raise ValueError("a sample needs at least one answer token")
     logits = first_logits
@@ -38,6 +39,9 @@ def one_pass(backend, first_logits, answer_ids) -> OnePass:
             # Before the first mismatch pred == truth, so feeding pred is both teacher forcing and greedy decoding.
             logits = backend.step(pred if mismatch is not None else int(truth))
     tf = generated if mismatch is None else generated[: mismatch + 1]
+    for _ in range(max(0, int(extra))):
+        # the state holds the prompt + generated[:-1] (fed truth == pred before the mismatch): greedy from here
+        generated.append(int(backend.step(generated[-1]).argmax()))
     return OnePass(tuple(generated), tuple(tf), mismatch)
 
 

@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--deadline", type=float, default=1e9)
     ap.add_argument("--device", default="cuda", help="cuda, or cpu (fp32; short lengths only)")
+    ap.add_argument("--gen-tokens", choices=("answer", "task"), default="answer",
+                    help="answer: decode len(answer) tokens (the harness's generated convention); task: the task's "
+                         "own budget (RULER's tokens_to_generate, 128 for NIAH), scored by substring as upstream")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from ramba.evals.lengths import parse_lengths
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
                     t0 = time.time()
                     recs = task_eval(model, task, [L], depths, 1, seed=args.seed, device=dev, batch_size=16,
                                      model_name=name, amp=on_gpu and args.dtype == "bf16",
-                                     long_batch=args.long_batch)
+                                     long_batch=args.long_batch, gen_tokens=args.gen_tokens)
                     for r in recs:
                         r.update(arch=model.cfg.arch, dtype=args.dtype if on_gpu else "fp32", device=device_name,
                                  mamba_segment=model.cfg.mamba_segment, reset_tail=model.cfg.reset_tail)

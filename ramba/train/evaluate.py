@@ -85,16 +85,21 @@ def passkey_eval(model, lengths: Sequence[int], depths: Sequence[float], samples
                      extra_tokens=extra_tokens)
 
 
-def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
+def task_eval(model, task_name, lengths: Sequence[int], depths: Sequence[float], samples: int, seed: int,
               device: torch.device, batch_size: int = 8, model_name: str = "model", piece_tokens: int = 1 << 20,
-              amp: bool = False, long_batch: int = 1, extra_tokens: int = 0) -> list[dict]:
+              amp: bool = False, long_batch: int = 1, extra_tokens: int = 0, gen_tokens: str = "answer") -> list[dict]:
     """Records for any registered task, scored by the task's own scorer in both conventions (one greedy pass of
     len(answer) + extra_tokens tokens: generated scores the decoded text; teacher-forced correct <=> the first
-    len(answer) greedy tokens equal the answer ids). Samples of one length are batched (same exact length)."""
+    len(answer) greedy tokens equal the answer ids). Samples of one length are batched (same exact length).
+    task_name: a registered task's name, or a task object (a probe's own variant). gen_tokens "task" decodes the
+    task's own generation budget instead (meta max_new_tokens: RULER's tokens_to_generate, 128 for NIAH), so a
+    model that writes a few words before the value is scored as upstream RULER scores it (substring match)."""
+    if gen_tokens not in ("answer", "task"):
+        raise ValueError(f"gen_tokens must be 'answer' or 'task', got {gen_tokens!r}")
     from ramba.tasks import get_task
     from ramba.tasks.tokenizers import ByteTokenizer
     tok = ByteTokenizer()
-    task = get_task(task_name)
+    task = get_task(task_name) if isinstance(task_name, str) else task_name
     model.eval()
     records = []
     for length in lengths:
@@ -102,15 +107,17 @@ def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[fl
         bs = _batch_for(length, batch_size, long_batch)
         for i in range(0, len(todo), bs):
             group = todo[i:i + bs]
-            n_new = max(len(s.answer_ids) for s in group) + extra_tokens
+            budget = [len(s.answer_ids) + extra_tokens if gen_tokens == "answer" else
+                      max(len(s.answer_ids), int(s.meta.get("max_new_tokens", 0))) for s in group]
+            n_new = max(budget)
             t0 = time.perf_counter()
             pieces = _pieces(group, length, piece_tokens)
             greedy = greedy_after_prompt(model, pieces, len(group), n_new, device, amp=amp, prompt_length=length)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = (time.perf_counter() - t0) / len(group)
-            for s, g in zip(group, greedy):
-                g = [int(t) for t in g[:len(s.answer_ids) + extra_tokens]]
+            for s, g, b in zip(group, greedy, budget):
+                g = [int(t) for t in g[:b]]
                 text = tok.decode(g)
                 gen = task.score(s, text, "generated")
                 tf = task.score(s, g[:len(s.answer_ids)], "teacher_forced")
@@ -120,5 +127,5 @@ def task_eval(model, task_name: str, lengths: Sequence[int], depths: Sequence[fl
                                 "convention": "generated", "correct": bool(gen["correct"]),
                                 "correct_generated": bool(gen["correct"]),
                                 "score": float(gen.get("score", gen["correct"])),
-                                "correct_teacher_forced": bool(tf["correct"])})
+                                "correct_teacher_forced": bool(tf["correct"]), "gen_tokens": b})
     return records

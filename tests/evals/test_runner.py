@@ -168,3 +168,47 @@ def test_hf_model_with_its_own_local_tokenizer(tmp_path):
     assert len(rows) == 2 and rows[0]["achieved_length"] == 512
     assert read_meta(out)["backend"]["tokenizer"] == "hf:m"
     assert tok.decode(rows[0]["answer_ids"]) == rows[0]["answer"]  # ids are this tokenizer's, not bytes
+
+
+def test_gen_tokens_task_scores_a_preamble_before_the_value(tmp_path):
+    """A model that writes "I think" before the value fails the strict convention (len(answer) tokens) and passes
+    with gen_tokens "task" (the task's own budget, as RULER scores); teacher forcing is the same in both, and the
+    option enters the run id only when set."""
+    import torch
+    from ramba.evals.backend_dummy import OracleBackend
+    from ramba.evals.backends import register_backend
+
+    class Preamble(OracleBackend):
+        name = "preamble"
+        P = list(b"I think")
+
+        def _token(self, t):
+            x = torch.full((self.vocab,), -10.0)
+            x[t] = 10.0
+            return x
+
+        def consume(self, ids):
+            super().consume(ids)
+            self._pre = 0
+            return self._token(self.P[0])
+
+        def step(self, token):
+            self._pre += 1
+            if self._pre < len(self.P):
+                return self._token(self.P[self._pre])
+            if self._pre == len(self.P):      # the preamble is not context: the value follows the prompt itself
+                return self._logits()
+            return super().step(token)
+
+    register_backend("preamble")(Preamble)
+    runs = {}
+    for gen in ("answer", "task"):
+        cfg = RunConfig(model="preamble", lengths="1K", depths="0.5", samples=3, seed=5, gen_tokens=gen,
+                        out=str(tmp_path / gen))
+        rows = _rows(run(cfg, progress=False))
+        runs[gen] = {c: [r["correct"] for r in rows if r["convention"] == c] for c in ("generated", "teacher_forced")}
+        assert read_meta(tmp_path / gen)["gen_tokens"] == gen
+    assert runs["answer"]["generated"] == [False] * 3 and runs["task"]["generated"] == [True] * 3
+    assert runs["answer"]["teacher_forced"] == runs["task"]["teacher_forced"] == [False] * 3
+    assert RunConfig(model="oracle").config_hash() == RunConfig(model="oracle", gen_tokens="answer").config_hash()
+    assert RunConfig(model="oracle").config_hash() != RunConfig(model="oracle", gen_tokens="task").config_hash()

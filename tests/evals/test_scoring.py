@@ -47,3 +47,18 @@ def test_after_first_mismatch_feeds_own_predictions():
     assert op.teacher_forced == tuple(script[:3])      # argmaxes up to and including the mismatch
     # truth before the mismatch, then the model's own tokens: exactly what greedy decoding would feed
     assert m.fed == answer[:2] + script[2:5]
+
+
+def test_extra_tokens_continue_greedy_and_leave_teacher_forcing_alone():
+    """gen_tokens "task": a model that writes a preamble before the value (" is 123") is scored on the task's
+    whole budget; the extra tokens are greedy continuations fed from the model's own last prediction."""
+    rng = random.Random(2)
+    answer = [rng.randrange(V) for _ in range(4)]
+    script = [(a + 3) % V for a in answer] + [rng.randrange(V) for _ in range(5)]   # wrong from the start
+    m = Scripted(script)
+    op = one_pass(m, m.logits(0), answer, extra=5)
+    assert op.generated == tuple(script)               # len(answer) + 5 greedy tokens
+    assert op.teacher_forced == tuple(script[:1]) and op.first_mismatch == 0
+    assert m.fed == script[:-1]                        # every generated token but the last was fed back
+    m2 = Scripted(script)
+    assert one_pass(m2, m2.logits(0), answer).generated == tuple(script[:4])   # extra=0: the answer's length
