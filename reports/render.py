@@ -96,7 +96,10 @@ def build_blocks(results_dir: Path, plot_dir: Path, baseline: Path | None) -> tu
     ]
     blocks += _distributed_blocks(meta)
     blocks += [
-        Block("p", "Conventions: *generated* = greedy output scored by the task; *teacher_forced* = the argmax "
+        Block("p", "Conventions: *generated* = greedy output "
+                   + ("of the task's own length budget (RULER's tokens_to_generate; `--gen-tokens task`) "
+                      if meta.get("gen_tokens") == "task" else "of the answer's length ")
+                   + "scored by the task; *teacher_forced* = the argmax "
                    "matches the answer at every answer position with the answer fed in. Both come from one "
                    "prefill per sample. Intervals are 95% Wilson score intervals."
                    + (" *mean score* is the task's partial score averaged over samples (RULER's "
