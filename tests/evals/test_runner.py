@@ -209,6 +209,8 @@ def test_gen_tokens_task_scores_a_preamble_before_the_value(tmp_path):
         runs[gen] = {c: [r["correct"] for r in rows if r["convention"] == c] for c in ("generated", "teacher_forced")}
         assert read_meta(tmp_path / gen)["gen_tokens"] == gen
         said = "task's own length budget" if gen == "task" else "answer's length"
+        from ramba.reports.render import write_report
+        write_report(tmp_path / gen)
         assert said in (tmp_path / gen / "report.md").read_text()       # the report says which budget it scored
     assert runs["answer"]["generated"] == [False] * 3 and runs["task"]["generated"] == [True] * 3
     assert runs["answer"]["teacher_forced"] == runs["task"]["teacher_forced"] == [False] * 3
