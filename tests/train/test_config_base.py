@@ -54,3 +54,11 @@ def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
     ab = dataclasses.replace(ab, name=ft.name, source=ft.source, data=dataclasses.replace(ab.data, retrieval_weight=0.0),
                              model=dataclasses.replace(ab.model, init_from=ft.model.init_from))
     assert ab == ft
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "ci-suite.yaml"),
+                         ids=lambda p: p.name)
+def test_every_training_recipe_loads(path):
+    """Every recipe in configs/ parses and validates, its `base:` chain included (ci-suite.yaml is a run suite)."""
+    cfg = load_config(path)
+    assert cfg.name and cfg.curriculum
