@@ -120,10 +120,11 @@ def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_
 def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: int = 1) -> dict:
     """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid".
     bank 2 widens the train split with the EXTRA_* wordings; bank 3 draws half of its wordings procedurally
-    (procedural_niah_template) and the other half from bank 2. Held-out wordings are the same in every bank."""
+    (procedural_niah_template) and the other half from bank 2; bank 4 is bank 3 with wider answer cues
+    (_WIDE_CUES). Held-out wordings are the same in every bank."""
     if split == "train":
-        if bank == 3 and rng.random() < PROCEDURAL_SHARE:
-            return procedural_niah_template(rng, type_v)
+        if bank >= 3 and rng.random() < PROCEDURAL_SHARE:
+            return procedural_niah_template(rng, type_v, wide_cues=bank >= 4)
         if bank >= 2:
             return _niah_template(rng, TRAIN_LABELS + EXTRA_LABELS, TRAIN_NEEDLES + EXTRA_NEEDLES,
                                   TRAIN_QUESTIONS_ONE + EXTRA_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY + EXTRA_QUESTIONS_MANY,
@@ -136,7 +137,7 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: 
 
 
 def draw_vt_template(rng: np.random.Generator, split: str, bank: int = 1) -> dict:
-    if split == "train" and bank == 3 and rng.random() < PROCEDURAL_SHARE:
+    if split == "train" and bank >= 3 and rng.random() < PROCEDURAL_SHARE:
         return procedural_vt_template(rng)
     pool = {"train": TRAIN_VT + (EXTRA_VT if bank >= 2 else ()), "heldout": HELDOUT_VT}[split]
     return dict(pool[int(rng.integers(len(pool)))])
@@ -173,8 +174,15 @@ def _pick(rng: np.random.Generator, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
-def procedural_niah_template(rng: np.random.Generator, type_v: str) -> dict:
-    """A NIAH wording assembled at random: label (words or pseudo-words), needle frame, question frame."""
+# Bank 4's extra answer cues: the question ends in "... {query} <cue>" with cues beyond "is"/"Answer:"/"->", so the
+# answer position is not tied to one phrase (the held-out cue " reads" is never among them: heldout_phrases()).
+_WIDE_CUES = ("was", "equals", "shows", "says", "comes to", "stands at", "is listed as", "gives", "=", "is set to",
+              "turns out to be", "would be", "is noted as", "matches", "appears as")
+
+
+def procedural_niah_template(rng: np.random.Generator, type_v: str, wide_cues: bool = False) -> dict:
+    """A NIAH wording assembled at random: label (words or pseudo-words), needle frame, question frame.
+    wide_cues (bank 4): half of the questions end in one of _WIDE_CUES instead of the bank-3 leads."""
     noun = type_v if rng.random() < 0.4 else _pick(rng, _NOUNS)
     u = rng.random()
     adj = _pick(rng, _ADJ) if u < 0.45 else (pseudo_word(rng) if u < 0.8 else f"{_pick(rng, _ADJ)} {pseudo_word(rng)}")
@@ -193,6 +201,9 @@ def procedural_niah_template(rng: np.random.Generator, type_v: str) -> dict:
                            f" {{query}} -> {label}:", f" Sure, the {label} {q_prep} {{query}} is"))
     lead_many = _pick(rng, (f" The {label}s {q_prep} {{query}} are", " Answer:", " They are", f" The {label}s are",
                             f" {{query}} -> {label}s:", f" Sure, the {label}s {q_prep} {{query}} are"))
+    if wide_cues and rng.random() < 0.5:
+        cue = _pick(rng, _WIDE_CUES)
+        lead_one, lead_many = f" The {label} {q_prep} {{query}} {cue}", f" The {label}s {q_prep} {{query}} {cue}"
     q_one = f"\n{_pick(rng, _Q_OPENERS)} the {label} {q_prep} {{query}}?{lead_one}"
     q_many = f"\n{_pick(rng, _Q_OPENERS_MANY)} all the {label}s {q_prep} {{query}}?{lead_many}"
     return {"label": label, "needle": needle, "question_one": q_one, "question_many": q_many}
