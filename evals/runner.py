@@ -23,7 +23,7 @@ from ramba.evals.identity import resolve_path, weights_fingerprint
 from ramba.evals.preflight import check_out_dir, preflight  # noqa: F401  (check_out_dir: re-exported)
 from ramba.evals.records import (CONVENTIONS, RECORDS_FILE, SCHEMA_VERSION, SampleRecord, append_records,
                                  read_meta, write_meta)
-from ramba.evals.scoring import decode_safely, one_pass
+from ramba.evals.scoring import decode_safely, one_pass, task_budget
 
 
 DEFAULT_SEGMENT = 4096
@@ -209,8 +209,7 @@ def evaluate_sample(p: Prepared, sample, todo: tuple[str, ...], warmup_s: float 
     env.sync(p.device)  # GPU work is asynchronous: stop the prefill clock when it is done, not when it is queued
     t_prefill = time.perf_counter() - t0
     state_bytes = int(be.state_bytes())
-    extra = (max(0, int(sample.meta.get("max_new_tokens", 0)) - len(sample.answer_ids))
-             if p.cfg.gen_tokens == "task" else 0)
+    extra = task_budget(sample) - len(sample.answer_ids) if p.cfg.gen_tokens == "task" else 0
     op = one_pass(be, logits, sample.answer_ids, extra=extra)
     latency = time.perf_counter() - t0
     common = dict(

@@ -22,6 +22,12 @@ class OnePass:
         return self.first_mismatch is None
 
 
+def task_budget(sample) -> int:
+    """The task's own generation budget for a sample (RULER's tokens_to_generate: meta max_new_tokens), never
+    shorter than its answer: what `gen_tokens: task` decodes."""
+    return max(len(sample.answer_ids), int(sample.meta.get("max_new_tokens", 0)))
+
+
 def one_pass(backend, first_logits, answer_ids, extra: int = 0) -> OnePass:
     """first_logits: [V] logits after the last prompt token (what backend.consume returned). `extra` more greedy
     tokens are decoded after the answer's length (a task's own generation budget); teacher forcing is unchanged."""

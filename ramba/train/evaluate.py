@@ -96,6 +96,7 @@ def task_eval(model, task_name, lengths: Sequence[int], depths: Sequence[float],
     model that writes a few words before the value is scored as upstream RULER scores it (substring match)."""
     if gen_tokens not in ("answer", "task"):
         raise ValueError(f"gen_tokens must be 'answer' or 'task', got {gen_tokens!r}")
+    from ramba.evals.scoring import task_budget
     from ramba.tasks import get_task
     from ramba.tasks.tokenizers import ByteTokenizer
     tok = ByteTokenizer()
@@ -107,8 +108,7 @@ def task_eval(model, task_name, lengths: Sequence[int], depths: Sequence[float],
         bs = _batch_for(length, batch_size, long_batch)
         for i in range(0, len(todo), bs):
             group = todo[i:i + bs]
-            budget = [len(s.answer_ids) + extra_tokens if gen_tokens == "answer" else
-                      max(len(s.answer_ids), int(s.meta.get("max_new_tokens", 0))) for s in group]
+            budget = [len(s.answer_ids) + extra_tokens if gen_tokens == "answer" else task_budget(s) for s in group]
             n_new = max(budget)
             t0 = time.perf_counter()
             pieces = _pieces(group, length, piece_tokens)
