@@ -113,13 +113,14 @@ case "$JOB" in
     done
     pack
     ;;
-  finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml) with retrieval_weight RWS (default "0 1 3") side by side,
+  finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml; or several, space-separated, in $CONFIGS) with
+             # retrieval_weight RWS (default "0 1 3"), every pair side by side,
              # from the weights in $INIT if set (else the config's model.init_from),
              # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files
-    CONFIG=${CONFIG:-configs/ramba-tiny-v4ft.yaml}
-    for rw in ${RWS:-0 1 3}; do
-      n=$(basename $CONFIG .yaml)-rw$rw
-      ( python benchmarks/train/train_gpu.py $CONFIG --out /tmp/rec/$n --budget ${BUDGET:-300} \
+    CONFIGS=${CONFIGS:-${CONFIG:-configs/ramba-tiny-v4ft.yaml}}
+    for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
+      n=$(basename $cfg .yaml)-rw$rw
+      ( python benchmarks/train/train_gpu.py $cfg --out /tmp/rec/$n --budget ${BUDGET:-300} \
           --set name=$n --set data.retrieval_weight=$rw ${INIT:+--set model.init_from=$INIT} --eval-samples 2 \
           > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
@@ -128,14 +129,14 @@ case "$JOB" in
           --deadline 60 > /tmp/rec/$n-ruler.log 2>&1
         timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$n \
           --deadline $(( $(left) - 20 )) > /tmp/rec/$n-heldout.log 2>&1 ) &
-    done
+    done; done
     wait
-    for rw in ${RWS:-0 1 3}; do
-      n=$(basename $CONFIG .yaml)-rw$rw
+    for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
+      n=$(basename $cfg .yaml)-rw$rw
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
       grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
       to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
-    done
+    done; done
     pack
     ;;
   candidate)  # a fine-tuned candidate beyond 4K, to decide whether it ships: $CK is copied to /tmp/ck/$NAME so
