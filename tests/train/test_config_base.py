@@ -56,6 +56,18 @@ def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
     assert ab == ft
 
 
+def test_the_shipped_part_3_is_the_v6ft_run():
+    """The shipped weights' last part was trained as configs/ramba-tiny-v6ft.yaml (record
+    benchmarks/records/train-ramba-tiny-ft2/) from the part-2 checkpoint; part 3's recipe is that run but for the
+    name and where the part-2 weights are."""
+    import dataclasses
+    ft2, run = load_config(CONFIGS / "ramba-tiny-ft2.yaml"), load_config(CONFIGS / "ramba-tiny-v6ft.yaml")
+    run = dataclasses.replace(run, name=ft2.name, source=ft2.source,
+                              model=dataclasses.replace(run.model, init_from=ft2.model.init_from))
+    assert run == ft2
+    assert ft2.model.init_from == "runs/ramba-tiny-ft/model"              # part 3 starts where part 2 writes
+
+
 @pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "ci-suite.yaml"),
                          ids=lambda p: p.name)
 def test_every_training_recipe_loads(path):
