@@ -3,9 +3,10 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
-#   baselines1, baselines2   the baselines' recipes (configs/swa-hsa-tiny-v2.yaml, mamba2-tiny-v2.yaml: the shipped
-#           RAMba's two parts with another architecture), part 1 side by side in one call, part 2 + RULER 4K/64K
-#           + passkey in the next (needs the machine still warm: part 1's weights stay in /tmp/train_runs)
+#   baselines1, baselines2, baselines3   the baselines' recipes (configs/swa-hsa-tiny-v2.yaml, mamba2-tiny-v2.yaml:
+#           the shipped RAMba's three parts with another architecture), part 1 side by side in one call, part 2 +
+#           RULER 4K/64K + passkey in the next, part 3 + the same in a third (each needs the machine still warm:
+#           the earlier part's weights stay in /tmp/train_runs)
 #   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
@@ -167,25 +168,28 @@ case "$JOB" in
     done
     pack
     ;;
-  baselines2)  # part 2 (configs/<name>-ft.yaml) from part 1's weights on the still-warm machine, side by side,
-               # then RULER (8 NIAH + vt + cwe/fwe) at 4K and 64K and passkey 1K..1M; weights back as bf16
+  baselines2|baselines3)  # part 2 (configs/<name>-ft.yaml) from part 1's weights, or part 3 (<name>-ft2.yaml) from
+               # part 2's, on the still-warm machine, side by side, then RULER (8 NIAH + vt + cwe/fwe) at 4K and 64K
+               # and passkey 1K..1M; weights back as bf16
     for c in $BASELINES; do
-      ( python benchmarks/train/train_gpu.py configs/$c-ft.yaml --out /tmp/rec/$c-ft --budget ${BUDGET:-300} \
-          --set model.init_from=/tmp/train_runs/$c/model --eval-samples 2 > /tmp/rec/$c-ft-train.log 2>&1
-        rm -f /tmp/rec/$c-ft/model.safetensors
-        mkdir -p /tmp/ck/$c-ft && cp /tmp/train_runs/$c-ft/model/* /tmp/ck/$c-ft/
-        timeout $(( $(left) - 20 )) $R /tmp/ck/$c-ft --tasks ruler --lengths 4K,64K --samples 10 \
-          --out /tmp/rec/ruler-$c --deadline 90 > /tmp/rec/$c-ruler.log 2>&1
-        timeout $(( $(left) - 15 )) $R /tmp/ck/$c-ft --tasks passkey --lengths 1K..1M --samples 10 \
-          --out /tmp/rec/passkey-$c --deadline $(( $(left) - 20 )) > /tmp/rec/$c-passkey.log 2>&1 ) &
+      if [ "$JOB" = baselines2 ]; then part=$c-ft; prev=$c; else part=$c-ft2; prev=$c-ft; fi
+      ( python benchmarks/train/train_gpu.py configs/$part.yaml --out /tmp/rec/$part --budget ${BUDGET:-300} \
+          --set model.init_from=/tmp/train_runs/$prev/model --eval-samples 2 > /tmp/rec/$part-train.log 2>&1
+        rm -f /tmp/rec/$part/model.safetensors
+        mkdir -p /tmp/ck/$part && cp /tmp/train_runs/$part/model/* /tmp/ck/$part/
+        timeout $(( $(left) - 20 )) $R /tmp/ck/$part --tasks ruler --lengths 4K,64K --samples 10 \
+          --out /tmp/rec/ruler-$part --deadline 90 > /tmp/rec/$part-ruler.log 2>&1
+        timeout $(( $(left) - 15 )) $R /tmp/ck/$part --tasks passkey --lengths 1K..1M --samples 10 \
+          --out /tmp/rec/passkey-$part --deadline $(( $(left) - 20 )) > /tmp/rec/$part-passkey.log 2>&1 ) &
     done
     wait
     for c in $BASELINES; do
-      grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$c-ft-train.log | tail -3
-      grep -hE '^\{' /tmp/rec/$c-ruler.log /tmp/rec/$c-passkey.log | cut -c1-150
-      to_bf16 /tmp/ck/$c-ft/model.safetensors $OUT/$c-ft-bf16.safetensors
+      if [ "$JOB" = baselines2 ]; then part=$c-ft; else part=$c-ft2; fi
+      grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$part-train.log | tail -3
+      grep -hE '^\{' /tmp/rec/$part-ruler.log /tmp/rec/$part-passkey.log | cut -c1-150
+      to_bf16 /tmp/ck/$part/model.safetensors $OUT/$part-bf16.safetensors
     done
     pack
     ;;
-  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2"; exit 2 ;;
+  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3"; exit 2 ;;
 esac

@@ -38,12 +38,13 @@ def test_a_base_that_loops_or_is_missing_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("name, arch", [("swa-hsa-tiny-v2", "swa-hsa"), ("mamba2-tiny-v2", "mamba2")])
 def test_baseline_recipes_are_the_shipped_recipe_with_another_architecture(name, arch):
-    ours, base = load_config(CONFIGS / "ramba-tiny.yaml"), load_config(CONFIGS / f"{name}.yaml")
-    ft_ours, ft_base = load_config(CONFIGS / "ramba-tiny-ft.yaml"), load_config(CONFIGS / f"{name}-ft.yaml")
-    for a, b in ((ours, base), (ft_ours, ft_base)):
+    parts = [("ramba-tiny", name), ("ramba-tiny-ft", f"{name}-ft"), ("ramba-tiny-ft2", f"{name}-ft2")]
+    for ours, theirs in parts:
+        a, b = load_config(CONFIGS / f"{ours}.yaml"), load_config(CONFIGS / f"{theirs}.yaml")
         assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
         assert b.model.overrides["arch"] == arch and b.model.overrides["mamba_segment"] is None
-    assert ft_base.model.init_from == f"runs/{name}/model"                # part 2 starts where part 1 writes
+    for (_, prev), (_, part) in zip(parts, parts[1:]):                    # each part starts where the last writes
+        assert load_config(CONFIGS / f"{part}.yaml").model.init_from == f"runs/{prev}/model"
 
 
 def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
