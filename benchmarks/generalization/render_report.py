@@ -105,7 +105,7 @@ def heatmaps(cells: pd.DataFrame, out: Path) -> None:
                             color="black" if grid[i, j] > 60 else "white")
         ax.set_xticks(range(len(lengths)), [fmt_len(L) for L in lengths], rotation=45 if len(lengths) > 3 else 0)
         ax.set_yticks(range(len(tasks)), tasks if ax is axes[0][0] else [""] * len(tasks))
-        ax.set_title(model, fontsize=10)
+        ax.set_title(model.replace(" (", "\n("), fontsize=10)   # two lines: the labels are wider than a panel
         ax.set_xlabel("context length (tokens)")
     fig.colorbar(im, ax=axes[0].tolist(), label="RULER score (string_match_all, %)", shrink=0.8)
     fig.savefig(out / "ruler_heatmap.png", dpi=110, bbox_inches="tight")
