@@ -23,8 +23,8 @@ NIAH = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "n
         "niah_multivalue", "niah_multiquery"]
 ORDER = NIAH + ["vt", "cwe", "fwe"]
 # records keep the name a model had when it was measured; the report names them as shipped now
-LABELS = {"ramba-tiny-v6ft-rw0": "ramba-tiny (shipped: parts 1-3)", "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2 (previous)",
-          "ramba-tiny": "ramba-tiny-v2 (part 1)"}
+LABELS = {"ramba-tiny-v6ft-rw0": "ramba-tiny (shipped: parts 1-3)",
+          "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2 (previous)", "ramba-tiny": "ramba-tiny-v2 (part 1)"}
 HELDOUT_PAIRS = [("heldout_niah_single_2", "niah_single_2"), ("heldout_niah_multikey_1", "niah_multikey_1"),
                  ("heldout_niah_multivalue", "niah_multivalue"), ("heldout_niah_multiquery", "niah_multiquery"),
                  ("heldout_niah_single_3", "niah_single_3"), ("heldout_vt", "vt"),

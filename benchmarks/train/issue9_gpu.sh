@@ -171,8 +171,9 @@ case "$JOB" in
   baselines2|baselines3)  # part 2 (configs/<name>-ft.yaml) from part 1's weights, or part 3 (<name>-ft2.yaml) from
                # part 2's, on the still-warm machine, side by side, then RULER (8 NIAH + vt + cwe/fwe) at 4K and 64K
                # and passkey 1K..1M; weights back as bf16
+    if [ "$JOB" = baselines2 ]; then sfx=-ft; prev_sfx=; else sfx=-ft2; prev_sfx=-ft; fi
     for c in $BASELINES; do
-      if [ "$JOB" = baselines2 ]; then part=$c-ft; prev=$c; else part=$c-ft2; prev=$c-ft; fi
+      part=$c$sfx; prev=$c$prev_sfx
       ( python benchmarks/train/train_gpu.py configs/$part.yaml --out /tmp/rec/$part --budget ${BUDGET:-300} \
           --set model.init_from=/tmp/train_runs/$prev/model --eval-samples 2 > /tmp/rec/$part-train.log 2>&1
         rm -f /tmp/rec/$part/model.safetensors
@@ -184,7 +185,7 @@ case "$JOB" in
     done
     wait
     for c in $BASELINES; do
-      if [ "$JOB" = baselines2 ]; then part=$c-ft; else part=$c-ft2; fi
+      part=$c$sfx
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$part-train.log | tail -3
       grep -hE '^\{' /tmp/rec/$part-ruler.log /tmp/rec/$part-passkey.log | cut -c1-150
       to_bf16 /tmp/ck/$part/model.safetensors $OUT/$part-bf16.safetensors
