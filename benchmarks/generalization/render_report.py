@@ -24,7 +24,15 @@ NIAH = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "n
 ORDER = NIAH + ["vt", "cwe", "fwe"]
 # records keep the name a model had when it was measured; the report names them as shipped now
 LABELS = {"ramba-tiny-v6ft-rw0": "ramba-tiny (shipped: parts 1-3)",
-          "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2 (previous)", "ramba-tiny": "ramba-tiny-v2 (part 1)"}
+          "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2 (previous)", "ramba-tiny": "ramba-tiny-v2 (part 1)",
+          "swa-hsa-tiny-v2-ft2": "swa-hsa-tiny (shipped: parts 1-3)",
+          "mamba2-tiny-v2-ft2": "mamba2-tiny (shipped: parts 1-3)",
+          "swa-hsa-tiny-v2-ft": "swa-hsa-tiny parts 1-2", "mamba2-tiny-v2-ft": "mamba2-tiny parts 1-2",
+          "swa-hsa-tiny": "swa-hsa-tiny-v1 (previous, passkey-only)",
+          "mamba2-tiny": "mamba2-tiny-v1 (previous, passkey-only)"}
+# the heatmap shows the models shipped now (transformer-tiny: its only recipe, the passkey-only one); tables show all
+HEATMAP = ["ramba-tiny (shipped: parts 1-3)", "swa-hsa-tiny (shipped: parts 1-3)", "mamba2-tiny (shipped: parts 1-3)",
+           "transformer-tiny"]
 HELDOUT_PAIRS = [("heldout_niah_single_2", "niah_single_2"), ("heldout_niah_multikey_1", "niah_multikey_1"),
                  ("heldout_niah_multivalue", "niah_multivalue"), ("heldout_niah_multiquery", "niah_multiquery"),
                  ("heldout_niah_single_3", "niah_single_3"), ("heldout_vt", "vt"),
@@ -85,7 +93,7 @@ def heatmaps(cells: pd.DataFrame, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    models = sorted(cells["model"].unique())
+    models = [m for m in HEATMAP if m in set(cells["model"])]
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 + 2.2 * len(models), 5.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         g = cells[cells["model"] == model]
@@ -141,10 +149,12 @@ def main(argv=None) -> int:
     gpu = REC / "gpu-h200"
     prev, prev_ft = gpu / "candidate-v4ft-rw0", gpu / "finetune-v4ft"   # parts 1-2
     v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # part 3 (bank 4): the shipped weights
+    base2 = gpu / "baselines-v2"   # the baselines on the shipped recipe (parts 1-2 and 1-3)
     ruler = read_jsonl(sorted((gpu / "ruler").glob("*.jsonl")) + sorted((gpu / "baselines").glob("*.jsonl"))
                        + [gpu / "call1" / "ruler-4k.jsonl"] + sorted((REC / "cpu" / "ruler").glob("*.jsonl"))
                        + [prev / "ruler.jsonl", prev_ft / "ramba-tiny-v4ft-rw0-ruler-4k.jsonl",
-                          v6 / "ruler.jsonl", v6ft / "ramba-tiny-v6ft-rw0-ruler-4k.jsonl"])
+                          v6 / "ruler.jsonl", v6ft / "ramba-tiny-v6ft-rw0-ruler-4k.jsonl"]
+                       + sorted(base2.glob("ruler-*.jsonl")))
     ruler = ruler[ruler["task"].isin(ORDER)]
     if ruler.empty:
         print("no RULER records", file=sys.stderr)
@@ -169,7 +179,8 @@ def main(argv=None) -> int:
                 md.append(f"| {h} (n={len(a)}) | {100 * a.score.mean():.0f} / {100 * a.correct.mean():.0f} | {ind} "
                           f"(n={len(b)}) | {100 * b.score.mean():.0f} / {100 * b.correct.mean():.0f} |")
             md.append("")
-    pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl"])
+    pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl"]
+                    + sorted(base2.glob("passkey-*.jsonl")))
     if not pk.empty:
         pk = pk[pk["task"] == "passkey"]
         md += ["## Passkey vs length", "", "| model | " + " | ".join(fmt_len(L) for L in sorted(pk.length.unique()))

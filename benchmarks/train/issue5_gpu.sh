@@ -37,7 +37,7 @@ case "$JOB" in
     $SHIPPED_LONG
     ;;
   mamba2)
-    train mamba2-tiny configs/mamba2-tiny.yaml
+    train mamba2-tiny configs/mamba2-tiny-v1.yaml
     evaluate /tmp/runs/mamba2-tiny 1K,4K,16K,64K,256K,1M,4M 4 1
     ;;
   transformer)
@@ -45,7 +45,7 @@ case "$JOB" in
     evaluate /tmp/runs/transformer-tiny 1K,4K,16K,64K 4 1
     ;;
   swa-hsa)
-    train swa-hsa-tiny configs/swa-hsa-tiny.yaml
+    train swa-hsa-tiny configs/swa-hsa-tiny-v1.yaml
     evaluate /tmp/runs/swa-hsa-tiny 1K,4K,16K,64K,256K,1M,4M,16M,64M 4 1
     ;;
   shipped)   # evaluation only

@@ -3,7 +3,7 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
-#   baselines1, baselines2, baselines3   the baselines' recipes (configs/swa-hsa-tiny-v2.yaml, mamba2-tiny-v2.yaml:
+#   baselines1, baselines2, baselines3   the baselines' recipes (configs/swa-hsa-tiny.yaml, mamba2-tiny.yaml:
 #           the shipped RAMba's three parts with another architecture), part 1 side by side in one call, part 2 +
 #           RULER 4K/64K + passkey in the next, part 3 + the same in a third (each needs the machine still warm:
 #           the earlier part's weights stay in /tmp/train_runs)
@@ -23,7 +23,7 @@ now() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( END - $(now) )); }
 R="python benchmarks/generalization/ruler_gpu.py"
 CANDIDATES=${CANDIDATES:-"ramba-tiny-v3 ramba-deep"}
-BASELINES=${BASELINES:-"swa-hsa-tiny-v2 mamba2-tiny-v2"}
+BASELINES=${BASELINES:-"swa-hsa-tiny mamba2-tiny"}
 CK=${CK:-checkpoints/ramba-tiny}   # the checkpoint the eval and long jobs measure
 mkdir -p /tmp/rec
 to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel back at half the size)
