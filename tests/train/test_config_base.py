@@ -75,3 +75,14 @@ def test_every_training_recipe_loads(path):
     """Every recipe in configs/ parses and validates, its `base:` chain included (ci-suite.yaml is a run suite)."""
     cfg = load_config(path)
     assert cfg.name and cfg.curriculum
+
+
+def test_the_wide_candidate_is_the_shipped_recipe_with_a_wider_model():
+    """configs/ramba-wide*.yaml (issue 9 capacity candidate) change the model's width only, part by part."""
+    parts = [("ramba-tiny", "ramba-wide"), ("ramba-tiny-ft", "ramba-wide-ft"), ("ramba-tiny-ft2", "ramba-wide-ft2")]
+    for ours, wide in parts:
+        a, b = load_config(CONFIGS / f"{ours}.yaml"), load_config(CONFIGS / f"{wide}.yaml")
+        assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
+        assert {**a.model.overrides, "d_model": 384, "hsa_heads": 12, "retrieval_dim": 384} == b.model.overrides
+    for (_, prev), (_, part) in zip(parts, parts[1:]):
+        assert load_config(CONFIGS / f"{part}.yaml").model.init_from == f"runs/{prev}/model"
