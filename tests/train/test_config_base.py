@@ -36,15 +36,23 @@ def test_a_base_that_loops_or_is_missing_is_one_clear_error(tmp_path):
         load_config(tmp_path / "z.yaml")
 
 
+def shipped_recipe_parts_with(name):
+    """The three parts of `name` (configs/<name>{,-ft,-ft2}.yaml) after checking that each is the shipped
+    RAMba's part with only the model changed and starts where the previous part writes; returns
+    [(ramba-tiny part, part of name)] as loaded configs."""
+    parts = [(load_config(CONFIGS / f"ramba-tiny{s}.yaml"), load_config(CONFIGS / f"{name}{s}.yaml"))
+             for s in ("", "-ft", "-ft2")]
+    for a, b in parts:
+        assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
+    for (_, prev), (_, part) in zip(parts, parts[1:]):                    # each part starts where the last writes
+        assert part.model.init_from == f"runs/{prev.name}/model"
+    return parts
+
+
 @pytest.mark.parametrize("name, arch", [("swa-hsa-tiny", "swa-hsa"), ("mamba2-tiny", "mamba2")])
 def test_baseline_recipes_are_the_shipped_recipe_with_another_architecture(name, arch):
-    parts = [("ramba-tiny", name), ("ramba-tiny-ft", f"{name}-ft"), ("ramba-tiny-ft2", f"{name}-ft2")]
-    for ours, theirs in parts:
-        a, b = load_config(CONFIGS / f"{ours}.yaml"), load_config(CONFIGS / f"{theirs}.yaml")
-        assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
+    for _, b in shipped_recipe_parts_with(name):
         assert b.model.overrides["arch"] == arch and b.model.overrides["mamba_segment"] is None
-    for (_, prev), (_, part) in zip(parts, parts[1:]):                    # each part starts where the last writes
-        assert load_config(CONFIGS / f"{part}.yaml").model.init_from == f"runs/{prev}/model"
 
 
 def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
@@ -79,10 +87,5 @@ def test_every_training_recipe_loads(path):
 
 def test_the_wide_candidate_is_the_shipped_recipe_with_a_wider_model():
     """configs/ramba-wide*.yaml (issue 9 capacity candidate) change the model's width only, part by part."""
-    parts = [("ramba-tiny", "ramba-wide"), ("ramba-tiny-ft", "ramba-wide-ft"), ("ramba-tiny-ft2", "ramba-wide-ft2")]
-    for ours, wide in parts:
-        a, b = load_config(CONFIGS / f"{ours}.yaml"), load_config(CONFIGS / f"{wide}.yaml")
-        assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
+    for a, b in shipped_recipe_parts_with("ramba-wide"):
         assert {**a.model.overrides, "d_model": 384, "hsa_heads": 12, "retrieval_dim": 384} == b.model.overrides
-    for (_, prev), (_, part) in zip(parts, parts[1:]):
-        assert load_config(CONFIGS / f"{part}.yaml").model.init_from == f"runs/{prev}/model"
