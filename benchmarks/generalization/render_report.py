@@ -31,7 +31,8 @@ LABELS = {"ramba-tiny-v6ft-rw0": "ramba-tiny (shipped: parts 1-3)",
           "swa-hsa-tiny": "swa-hsa-tiny-v1 (previous, passkey-only)",
           "mamba2-tiny": "mamba2-tiny-v1 (previous, passkey-only)"}
 # the heatmap shows the models shipped now (transformer-tiny: its only recipe, the passkey-only one); tables show all
-HEATMAP = [LABELS[m] for m in ("ramba-tiny-v6ft-rw0", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")] + ["transformer-tiny"]
+HEATMAP = ([LABELS[m] for m in ("ramba-tiny-v6ft-rw0", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")]
+           + ["transformer-tiny"])
 HELDOUT_PAIRS = [("heldout_niah_single_2", "niah_single_2"), ("heldout_niah_multikey_1", "niah_multikey_1"),
                  ("heldout_niah_multivalue", "niah_multivalue"), ("heldout_niah_multiquery", "niah_multiquery"),
                  ("heldout_niah_single_3", "niah_single_3"), ("heldout_vt", "vt"),
