@@ -170,12 +170,14 @@ case "$JOB" in
     ;;
   baselines2|baselines3)  # part 2 (configs/<name>-ft.yaml) from part 1's weights, or part 3 (<name>-ft2.yaml) from
                # part 2's, on the still-warm machine, side by side, then RULER (8 NIAH + vt + cwe/fwe) at 4K and 64K
-               # and passkey 1K..1M; weights back as bf16
+               # and passkey 1K..1M; weights back as bf16 (a cold machine reads the earlier part from .ck/<name>)
     if [ "$JOB" = baselines2 ]; then sfx=-ft; prev_sfx=; else sfx=-ft2; prev_sfx=-ft; fi
     for c in $BASELINES; do
       part=$c$sfx; prev=$c$prev_sfx
+      # the earlier part's weights: on this warm machine, else carried as a checkpoint folder .ck/<part> (bf16)
+      init=/tmp/train_runs/$prev/model; [ -f $init/model.safetensors ] || init=.ck/$prev
       ( python benchmarks/train/train_gpu.py configs/$part.yaml --out /tmp/rec/$part --budget ${BUDGET:-300} \
-          --set model.init_from=/tmp/train_runs/$prev/model --eval-samples 2 > /tmp/rec/$part-train.log 2>&1
+          --set model.init_from=$init --eval-samples 2 > /tmp/rec/$part-train.log 2>&1
         rm -f /tmp/rec/$part/model.safetensors
         mkdir -p /tmp/ck/$part && cp /tmp/train_runs/$part/model/* /tmp/ck/$part/
         timeout $(( $(left) - 20 )) $R /tmp/ck/$part --tasks ruler --lengths 4K,64K --samples 10 \
