@@ -30,6 +30,8 @@ to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel ba
   python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(sys.argv[1]).items()}, sys.argv[2])" "$1" "$2"
 }
+run_name() { [ "$2" = cfg ] && basename $1 .yaml || echo $(basename $1 .yaml)-rw$2; }   # CONFIG RW
+rw_set() { [ "$1" = cfg ] || echo "--set data.retrieval_weight=$1"; }                    # RW: the override, if any
 pack() { tar czf $OUT/$JOB-records.tgz -C /tmp/rec . ; echo "packed at $(now) s"; }
 case "$JOB" in
   train)
@@ -115,14 +117,14 @@ case "$JOB" in
     pack
     ;;
   finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml; or several, space-separated, in $CONFIGS) with
-             # retrieval_weight RWS (default "0 1 3"), every pair side by side,
+             # retrieval_weight RWS (default "0 1 3"; "cfg": each config's own), every pair side by side,
              # from the weights in $INIT if set (else the config's model.init_from),
              # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files
     CONFIGS=${CONFIGS:-${CONFIG:-configs/ramba-tiny-v4ft.yaml}}
     for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
-      n=$(basename $cfg .yaml)-rw$rw
+      n=$(run_name $cfg $rw)
       ( python benchmarks/train/train_gpu.py $cfg --out /tmp/rec/$n --budget ${BUDGET:-300} \
-          --set name=$n --set data.retrieval_weight=$rw ${INIT:+--set model.init_from=$INIT} --eval-samples 2 \
+          --set name=$n $(rw_set $rw) ${INIT:+--set model.init_from=$INIT} --eval-samples 2 \
           > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
@@ -133,7 +135,7 @@ case "$JOB" in
     done; done
     wait
     for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
-      n=$(basename $cfg .yaml)-rw$rw
+      n=$(run_name $cfg $rw)
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
       grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
       to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
