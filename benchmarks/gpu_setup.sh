@@ -23,6 +23,13 @@ for folder in ("kernels", "evals", "tasks", "reports"):
     if not os.path.lexists(dst): os.symlink(os.path.join(repo, folder), dst)
 PY
 fi
+# Triton's compile cache: a carried .triton-cache.tgz (made by an earlier call, `save_triton_cache` below) spares a
+# cold machine the ~2 minutes mamba-ssm's kernels take to compile; the cache keys on source, Triton and GPU, so a
+# stale one only misses.
+export TRITON_CACHE_DIR=/tmp/triton-cache
+mkdir -p "$TRITON_CACHE_DIR"
+[ -f .triton-cache.tgz ] && tar xzf .triton-cache.tgz -C "$TRITON_CACHE_DIR" --skip-old-files 2>/dev/null
+save_triton_cache() { tar czf "$OUT/triton-cache.tgz" -C "$TRITON_CACHE_DIR" . && du -h "$OUT/triton-cache.tgz"; }
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 python3 -c "import torch, triton, ramba; print('gpu_setup:', torch.__version__, triton.__version__, torch.cuda.get_device_name(0))"
