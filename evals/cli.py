@@ -423,6 +423,18 @@ def train(
     typer.echo(f"checkpoint: {path}")
 
 
+@app.command()
+def average(
+    first: str = typer.Argument(..., help="checkpoint folder A"),
+    second: str = typer.Argument(..., help="checkpoint folder B (a fine-tune of the same model)"),
+    weight: float = typer.Option(0.5, "--weight", "-w", help="B's share: out = (1 - w) * A + w * B"),
+    out: str = typer.Option(..., "--out", "-o", help="new checkpoint folder"),
+):
+    """Average the weights of two fine-tunes of one model (ramba.train.average)."""
+    from ramba.train.average import average_checkpoints
+    typer.echo(f"checkpoint: {average_checkpoints(Path(first), Path(second), weight, Path(out))}")
+
+
 @app.command("lm-eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context):
