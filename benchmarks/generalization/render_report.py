@@ -23,15 +23,17 @@ NIAH = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "n
         "niah_multivalue", "niah_multiquery"]
 ORDER = NIAH + ["vt", "cwe", "fwe"]
 # records keep the name a model had when it was measured; the report names them as shipped now
-LABELS = {"ramba-tiny-v6ft-rw0": "ramba-tiny (shipped: parts 1-3)",
-          "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2 (previous)", "ramba-tiny": "ramba-tiny-v2 (part 1)",
+LABELS = {"ramba-tiny-soup30": "ramba-tiny (shipped: parts 1-4, averaged)",
+          "ramba-tiny-v7ft": "ramba-tiny part 4 alone (v7ft)",
+          "ramba-tiny-v6ft-rw0": "ramba-tiny parts 1-3 (previous)",
+          "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2", "ramba-tiny": "ramba-tiny-v2 (part 1)",
           "swa-hsa-tiny-v2-ft2": "swa-hsa-tiny (shipped: parts 1-3)",
           "mamba2-tiny-v2-ft2": "mamba2-tiny (shipped: parts 1-3)",
           "swa-hsa-tiny-v2-ft": "swa-hsa-tiny parts 1-2", "mamba2-tiny-v2-ft": "mamba2-tiny parts 1-2",
           "swa-hsa-tiny": "swa-hsa-tiny-v1 (previous, passkey-only)",
           "mamba2-tiny": "mamba2-tiny-v1 (previous, passkey-only)"}
 # the heatmap shows the models shipped now (transformer-tiny: its only recipe, the passkey-only one); tables show all
-HEATMAP = ([LABELS[m] for m in ("ramba-tiny-v6ft-rw0", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")]
+HEATMAP = ([LABELS[m] for m in ("ramba-tiny-soup30", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")]
            + ["transformer-tiny"])
 HELDOUT_PAIRS = [("heldout_niah_single_2", "niah_single_2"), ("heldout_niah_multikey_1", "niah_multikey_1"),
                  ("heldout_niah_multivalue", "niah_multivalue"), ("heldout_niah_multiquery", "niah_multiquery"),
@@ -60,8 +62,10 @@ def fmt_len(n: int) -> str:
 
 
 def cell_table(df: pd.DataFrame, value: str) -> pd.DataFrame:
-    """model x task x length -> mean of `value` and n."""
-    return df.groupby(["model", "task", "length"]).agg(v=(value, "mean"), n=(value, "size")).reset_index()
+    """model x task x length -> mean of `value`, n, and whether the cell was measured on CPU (fp32)."""
+    on_cpu = (df["device"] == "cpu") if "device" in df else pd.Series(False, index=df.index)
+    return (df.assign(on_cpu=on_cpu).groupby(["model", "task", "length"])
+            .agg(v=(value, "mean"), n=(value, "size"), cpu=("on_cpu", "all")).reset_index())
 
 
 def ruler_markdown(cells: pd.DataFrame, exact: pd.DataFrame) -> str:
@@ -77,7 +81,9 @@ def ruler_markdown(cells: pd.DataFrame, exact: pd.DataFrame) -> str:
             for L in lengths:
                 c = g[(g["task"] == task) & (g["length"] == L)]
                 e = ex[(ex["task"] == task) & (ex["length"] == L)]
-                row.append("–" if c.empty else f"{100 * c.v.iloc[0]:.0f} / {100 * e.v.iloc[0]:.0f} (n={c.n.iloc[0]})")
+                where = ", CPU" if not c.empty and c.cpu.iloc[0] else ""
+                row.append("–" if c.empty else
+                           f"{100 * c.v.iloc[0]:.0f} / {100 * e.v.iloc[0]:.0f} (n={c.n.iloc[0]}{where})")
             lines.append(f"| {task} | " + " | ".join(row) + " |")
         macro = []
         for L in lengths:
@@ -149,11 +155,16 @@ def main(argv=None) -> int:
     gpu = REC / "gpu-h200"
     prev, prev_ft = gpu / "candidate-v4ft-rw0", gpu / "finetune-v4ft"   # parts 1-2
     v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # part 3 (bank 4): the shipped weights
+    # parts 1-4 averaged (the shipped weights): 64K-64M on the H200, 4K on CPU (fp32; no GPU time was left)
+    soup, soup_cpu = gpu / "candidate-soup30", REC / "cpu" / "soup30"
+    v7, v7ft = gpu / "candidate-v7ft", gpu / "finetune-ft3-v5-v7"   # part 4 alone
     base2 = gpu / "baselines-v2"   # the baselines on the shipped recipe (parts 1-2 and 1-3)
     ruler = read_jsonl(sorted((gpu / "ruler").glob("*.jsonl")) + sorted((gpu / "baselines").glob("*.jsonl"))
                        + [gpu / "call1" / "ruler-4k.jsonl"] + sorted((REC / "cpu" / "ruler").glob("*.jsonl"))
                        + [prev / "ruler.jsonl", prev_ft / "ramba-tiny-v4ft-rw0-ruler-4k.jsonl",
-                          v6 / "ruler.jsonl", v6ft / "ramba-tiny-v6ft-rw0-ruler-4k.jsonl"]
+                          v6 / "ruler.jsonl", v6ft / "ramba-tiny-v6ft-rw0-ruler-4k.jsonl",
+                          soup / "ruler.jsonl", soup_cpu / "ruler-4k.jsonl",
+                          v7 / "ruler.jsonl", v7ft / "ramba-tiny-v7ft-ruler-4k.jsonl"]
                        + sorted(base2.glob("ruler-*.jsonl")))
     ruler = ruler[ruler["task"].isin(ORDER)]
     if ruler.empty:
@@ -166,7 +177,9 @@ def main(argv=None) -> int:
           "records in `benchmarks/records/generalization/`. Cells: RULER score (string_match_all over the greedy "
           "answer, %) / exact (all references, %) (n = samples).", "", ruler_markdown(cells, exact)]
     held = read_jsonl(sorted((gpu / "heldout").glob("*.jsonl")) + [prev_ft / "ramba-tiny-v4ft-rw0-heldout-4k.jsonl",
-                                                                   v6ft / "ramba-tiny-v6ft-rw0-heldout-4k.jsonl"])
+                                                                   v6ft / "ramba-tiny-v6ft-rw0-heldout-4k.jsonl",
+                                                                   soup_cpu / "heldout-4k.jsonl",
+                                                                   v7ft / "ramba-tiny-v7ft-heldout-4k.jsonl"])
     if not held.empty:
         md += ["## Held-out wordings and filler (4K)", ""]
         for model, g in held.groupby("model"):
@@ -179,7 +192,8 @@ def main(argv=None) -> int:
                 md.append(f"| {h} (n={len(a)}) | {100 * a.score.mean():.0f} / {100 * a.correct.mean():.0f} | {ind} "
                           f"(n={len(b)}) | {100 * b.score.mean():.0f} / {100 * b.correct.mean():.0f} |")
             md.append("")
-    pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl"]
+    pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl",
+                                                                       soup / "passkey.jsonl", v7 / "passkey.jsonl"]
                     + sorted(base2.glob("passkey-*.jsonl")))
     if not pk.empty:
         pk = pk[pk["task"] == "passkey"]
@@ -196,7 +210,8 @@ def main(argv=None) -> int:
                      (REC / "length-sweep-ramba-tiny-v1-tail256.jsonl", "v1, grid anchored (tail 256)"),
                      (REC / "length-sweep-ramba-tiny.jsonl", "v2, grid anchored (tail 352)"),
                      (REC / "cpu" / "length-sweep-v4ft-rw0.jsonl", "parts 1-2, grid anchored (tail 352)"),
-                     (REC / "cpu" / "length-sweep-v6ft-rw0.jsonl", "shipped (parts 1-3), grid anchored (tail 352)")]:
+                     (REC / "cpu" / "length-sweep-v6ft-rw0.jsonl", "parts 1-3, grid anchored (tail 352)"),
+                     (REC / "cpu" / "length-sweep-soup30.jsonl", "shipped (parts 1-4 averaged), grid anchored (tail 352)")]:
         if p.is_file():
             sweeps[label] = read_jsonl([p])
     if sweeps:

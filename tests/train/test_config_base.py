@@ -77,6 +77,18 @@ def test_the_shipped_part_3_is_the_v6ft_run():
     assert ft2.model.init_from == "runs/ramba-tiny-ft/model"              # part 3 starts where part 2 writes
 
 
+def test_the_shipped_part_4_is_the_v7ft_run():
+    """The shipped weights average part 3 with a part 4 trained as configs/ramba-tiny-v7ft.yaml (record
+    benchmarks/records/train-ramba-tiny-p4/) from the part-3 checkpoint; part 4's recipe is that run but for the
+    name and where the part-3 weights are."""
+    import dataclasses
+    p4, run = load_config(CONFIGS / "ramba-tiny-p4.yaml"), load_config(CONFIGS / "ramba-tiny-v7ft.yaml")
+    run = dataclasses.replace(run, name=p4.name, source=p4.source,
+                              model=dataclasses.replace(run.model, init_from=p4.model.init_from))
+    assert run == p4
+    assert p4.model.init_from == "runs/ramba-tiny-ft2/model"              # part 4 starts where part 3 writes
+
+
 @pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "ci-suite.yaml"),
                          ids=lambda p: p.name)
 def test_every_training_recipe_loads(path):

@@ -26,8 +26,9 @@ def test_checkpoint_matches_its_recipe_and_record(ckpt):
     recipe = yaml.safe_load((ROOT / "configs" / f"{ckpt.name}.yaml").read_text())
     assert cfg["arch"] == recipe["model"]["overrides"]["arch"]
     card = (ckpt / "MODEL_CARD.md").read_text()
-    # a recipe in parts (configs/<name>-ft.yaml from part 1's weights, -ft2 from part 2's) has a record per part
-    parts = [ckpt.name] + [f"{ckpt.name}-{s}" for s in ("ft", "ft2")
+    # a recipe in parts (configs/<name>-ft.yaml from part 1's weights, -ft2 from part 2's, -p4 from part 3's)
+    # has a record per part
+    parts = [ckpt.name] + [f"{ckpt.name}-{s}" for s in ("ft", "ft2", "p4")
                            if (ROOT / "configs" / f"{ckpt.name}-{s}.yaml").is_file()]
     for part in parts:
         summary = json.loads((ROOT / "benchmarks" / "records" / f"train-{part}" / "summary.json").read_text())
