@@ -3,6 +3,8 @@
 #   train   the ramba-tiny v2 recipe (configs/ramba-tiny.yaml), then RULER + held-out at 4K while time is left
 #   eval    RULER (8 NIAH + vt + cwe/fwe) at 4K/64K/1M, held-out at 4K, passkey 1K..4M, baselines at 4K/64K
 #   long    RULER (8 NIAH + vt) and passkey at 16M and 64M
+#   baselines4  the baselines' part 4 + average (configs/<name>-p4.yaml from the shipped checkpoints), and the shipped
+#           ramba-tiny's 4K cells on the GPU
 #   baselines1, baselines2, baselines3   the baselines' recipes (configs/swa-hsa-tiny.yaml, mamba2-tiny.yaml:
 #           the shipped RAMba's three parts with another architecture), part 1 side by side in one call, part 2 +
 #           RULER 4K/64K + passkey in the next, part 3 + the same in a third (each needs the machine still warm:
@@ -175,6 +177,36 @@ case "$JOB" in
     done
     pack
     ;;
+  baselines4)  # part 4 of the baselines' recipes (configs/<name>-p4.yaml) from their shipped part 3 (checkpoints/<name>),
+               # side by side, each averaged with part 3 as ramba-tiny is (0.7 x part 3 + 0.3 x part 4), then RULER (8
+               # NIAH + vt + cwe/fwe) at 4K and 64K and passkey 1K..1M of the average; beside them, the shipped
+               # ramba-tiny's RULER and held-out cells at 4K on the GPU (its card's 4K column is CPU so far).
+               # Part 4 and the averages come back as bf16 files.
+    ( timeout $(( $(left) - 20 )) $R checkpoints/ramba-tiny --tasks ruler --lengths 4K --samples 10 \
+        --out /tmp/rec/shipped-4k --deadline 200 > /tmp/rec/shipped-4k-ruler.log 2>&1
+      timeout $(( $(left) - 20 )) $R checkpoints/ramba-tiny --tasks heldout --lengths 4K --samples 10 \
+        --out /tmp/rec/shipped-4k --deadline 200 > /tmp/rec/shipped-4k-heldout.log 2>&1 ) &
+    for c in $BASELINES; do
+      ( python benchmarks/train/train_gpu.py configs/$c-p4.yaml --out /tmp/rec/$c-p4 --budget ${BUDGET:-300} \
+          --set model.init_from=checkpoints/$c --eval-samples 2 > /tmp/rec/$c-p4-train.log 2>&1
+        rm -f /tmp/rec/$c-p4/model.safetensors
+        python -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average checkpoints/$c \
+          /tmp/train_runs/$c-p4/model --weight 0.3 --out /tmp/ck/$c-avg30 > /tmp/rec/$c-avg30.log 2>&1
+        timeout $(( $(left) - 20 )) $R /tmp/ck/$c-avg30 --tasks ruler --lengths 4K,64K --samples 10 \
+          --out /tmp/rec/ruler-$c-avg30 --deadline 90 > /tmp/rec/$c-avg30-ruler.log 2>&1
+        timeout $(( $(left) - 15 )) $R /tmp/ck/$c-avg30 --tasks passkey --lengths 1K..1M --samples 10 \
+          --out /tmp/rec/passkey-$c-avg30 --deadline $(( $(left) - 20 )) > /tmp/rec/$c-avg30-passkey.log 2>&1 ) &
+    done
+    wait
+    grep -hE '^\{' /tmp/rec/shipped-4k-ruler.log /tmp/rec/shipped-4k-heldout.log | cut -c1-150
+    for c in $BASELINES; do
+      grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$c-p4-train.log | tail -3
+      grep -hE '^\{|rror' /tmp/rec/$c-avg30.log /tmp/rec/$c-avg30-ruler.log /tmp/rec/$c-avg30-passkey.log | cut -c1-150
+      to_bf16 /tmp/train_runs/$c-p4/model/model.safetensors $OUT/$c-p4-bf16.safetensors
+      cp /tmp/ck/$c-avg30/model.safetensors $OUT/$c-avg30-bf16.safetensors
+    done
+    pack
+    ;;
   baselines2|baselines3)  # part 2 (configs/<name>-ft.yaml) from part 1's weights, or part 3 (<name>-ft2.yaml) from
                # part 2's, on the still-warm machine, side by side, then RULER (8 NIAH + vt + cwe/fwe) at 4K and 64K
                # and passkey 1K..1M; weights back as bf16 (a cold machine reads the earlier part from .ck/<name>)
@@ -201,5 +233,5 @@ case "$JOB" in
     done
     pack
     ;;
-  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3"; exit 2 ;;
+  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3, baselines4"; exit 2 ;;
 esac

@@ -37,11 +37,11 @@ def test_a_base_that_loops_or_is_missing_is_one_clear_error(tmp_path):
 
 
 def shipped_recipe_parts_with(name):
-    """The three parts of `name` (configs/<name>{,-ft,-ft2}.yaml) after checking that each is the shipped
+    """The parts of `name` (configs/<name>{,-ft,-ft2}.yaml, and -p4 where it exists) after checking that each is the shipped
     RAMba's part with only the model changed and starts where the previous part writes; returns
     [(ramba-tiny part, part of name)] as loaded configs."""
     parts = [(load_config(CONFIGS / f"ramba-tiny{s}.yaml"), load_config(CONFIGS / f"{name}{s}.yaml"))
-             for s in ("", "-ft", "-ft2")]
+             for s in ("", "-ft", "-ft2", "-p4") if s != "-p4" or (CONFIGS / f"{name}{s}.yaml").is_file()]
     for a, b in parts:
         assert (b.data, b.curriculum, b.optim, b.train, b.seed) == (a.data, a.curriculum, a.optim, a.train, a.seed)
     for (_, prev), (_, part) in zip(parts, parts[1:]):                    # each part starts where the last writes
@@ -51,7 +51,9 @@ def shipped_recipe_parts_with(name):
 
 @pytest.mark.parametrize("name, arch", [("swa-hsa-tiny", "swa-hsa"), ("mamba2-tiny", "mamba2")])
 def test_baseline_recipes_are_the_shipped_recipe_with_another_architecture(name, arch):
-    for _, b in shipped_recipe_parts_with(name):
+    parts = shipped_recipe_parts_with(name)
+    assert len(parts) == 4                                                 # part 4 written for the baselines too
+    for _, b in parts:
         assert b.model.overrides["arch"] == arch and b.model.overrides["mamba_segment"] is None
 
 
