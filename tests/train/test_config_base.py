@@ -67,28 +67,19 @@ def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
     assert ab == ft
 
 
-def test_the_shipped_part_3_is_the_v6ft_run():
-    """The shipped weights' last part was trained as configs/ramba-tiny-v6ft.yaml (record
-    benchmarks/records/train-ramba-tiny-ft2/) from the part-2 checkpoint; part 3's recipe is that run but for the
-    name and where the part-2 weights are."""
+@pytest.mark.parametrize("part, run_config, prev_part", [
+    ("ramba-tiny-ft2", "ramba-tiny-v6ft", "ramba-tiny-ft"),     # part 3 (record benchmarks/records/train-ramba-tiny-ft2/)
+    ("ramba-tiny-p4", "ramba-tiny-v7ft", "ramba-tiny-ft2"),     # part 4 (record train-ramba-tiny-p4/), then averaged
+])
+def test_the_shipped_late_parts_are_the_runs_that_made_them(part, run_config, prev_part):
+    """The shipped weights' parts 3 and 4 were trained as experiment configs from the previous part's checkpoint;
+    each part's recipe is that run but for the name and where the previous part's weights are."""
     import dataclasses
-    ft2, run = load_config(CONFIGS / "ramba-tiny-ft2.yaml"), load_config(CONFIGS / "ramba-tiny-v6ft.yaml")
-    run = dataclasses.replace(run, name=ft2.name, source=ft2.source,
-                              model=dataclasses.replace(run.model, init_from=ft2.model.init_from))
-    assert run == ft2
-    assert ft2.model.init_from == "runs/ramba-tiny-ft/model"              # part 3 starts where part 2 writes
-
-
-def test_the_shipped_part_4_is_the_v7ft_run():
-    """The shipped weights average part 3 with a part 4 trained as configs/ramba-tiny-v7ft.yaml (record
-    benchmarks/records/train-ramba-tiny-p4/) from the part-3 checkpoint; part 4's recipe is that run but for the
-    name and where the part-3 weights are."""
-    import dataclasses
-    p4, run = load_config(CONFIGS / "ramba-tiny-p4.yaml"), load_config(CONFIGS / "ramba-tiny-v7ft.yaml")
-    run = dataclasses.replace(run, name=p4.name, source=p4.source,
-                              model=dataclasses.replace(run.model, init_from=p4.model.init_from))
-    assert run == p4
-    assert p4.model.init_from == "runs/ramba-tiny-ft2/model"              # part 4 starts where part 3 writes
+    recipe, run = load_config(CONFIGS / f"{part}.yaml"), load_config(CONFIGS / f"{run_config}.yaml")
+    run = dataclasses.replace(run, name=recipe.name, source=recipe.source,
+                              model=dataclasses.replace(run.model, init_from=recipe.model.init_from))
+    assert run == recipe
+    assert recipe.model.init_from == f"runs/{prev_part}/model"           # starts where the previous part writes
 
 
 @pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "ci-suite.yaml"),
