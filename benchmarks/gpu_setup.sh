@@ -28,7 +28,7 @@ fi
 # stale one only misses.
 export TRITON_CACHE_DIR=/tmp/triton-cache
 mkdir -p "$TRITON_CACHE_DIR"
-[ -f .triton-cache.tgz ] && tar xzf .triton-cache.tgz -C "$TRITON_CACHE_DIR" --skip-old-files 2>/dev/null
+[ -f .triton-cache.tgz ] && { tar xzf .triton-cache.tgz -C "$TRITON_CACHE_DIR" --skip-old-files 2>/dev/null || echo "gpu_setup: .triton-cache.tgz unreadable, compiling afresh"; }
 save_triton_cache() { tar czf "$OUT/triton-cache.tgz" -C "$TRITON_CACHE_DIR" . && du -h "$OUT/triton-cache.tgz"; }
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
