@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     gpu = REC / "gpu-h200"
     prev, prev_ft = gpu / "candidate-v4ft-rw0", gpu / "finetune-v4ft"   # parts 1-2
-    v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # part 3 (bank 4): the shipped weights
+    v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # parts 1-3 (part 3: bank 4), shipped until 2026-12-02
     # parts 1-4 averaged (the shipped weights): 64K-64M on the H200, 4K on CPU (fp32; no GPU time was left)
     soup, soup_cpu = gpu / "candidate-soup30", REC / "cpu" / "soup30"
     v7, v7ft = gpu / "candidate-v7ft", gpu / "finetune-ft3-v5-v7"   # part 4 alone

@@ -6,13 +6,13 @@ is written atomically (a folder built beside the target, then renamed in)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 
 from ramba.errors import CheckpointError
+from ramba.train.checkpoint import swap_in_dir
 
 WEIGHTS = "model.safetensors"
 # config fields that may differ between fine-tunes of one model (bookkeeping, not shape or behaviour)
@@ -61,7 +61,4 @@ def _write(template: Path, tensors: dict[str, torch.Tensor], out: Path) -> Path:
         if f.is_file() and (f.suffix == ".json" or f.name.startswith("tokenizer")):
             shutil.copy2(f, tmp / f.name)
     save_file(tensors, str(tmp / WEIGHTS))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    return swap_in_dir(tmp, out)

@@ -25,6 +25,11 @@ def save_model_dir(model, out: Path, extra_files: dict[str, str] | None = None) 
     model.save_pretrained(tmp)
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
+    return swap_in_dir(tmp, out)
+
+
+def swap_in_dir(tmp: Path, out: Path) -> Path:
+    """Replace the folder `out` with the finished folder `tmp` (a reader sees the old folder or the new one)."""
     old = out.with_name(out.name + ".old")
     if out.exists():
         if old.exists():
