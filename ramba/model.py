@@ -119,8 +119,8 @@ class RambaModel(nn.Module):
 
         mamba_segment: None = the config's value, 0 = no resets. reset_phase: resets fall at positions
         p >= 1 with p % mamba_segment == reset_phase (see reset_phase_for). forced_indices [B, T, Hkv, K]
-        replaces the selection (oracle control). aux: indices/weights/scores [B, T, Hkv, K], landmarks, mem_k,
-        mem_v.
+        replaces the selection (oracle control). aux: indices/weights/scores [B, T, Hkv, K], landmarks
+        [B, C, Hkv, dr], queries (the retrieval queries r) [B, T, Hkv, dr], mem_k, mem_v.
         """
         self._check_ids(ids)
         seg = self.cfg.mamba_segment if mamba_segment is None else mamba_segment
@@ -382,7 +382,7 @@ class RambaModel(nn.Module):
                 with section("transfers"):
                     mem_k, mem_v, hsa_indices = memory.gather(indices)
             if memory is None:
-                aux.update(landmarks=lmk, mem_k=mem_k, mem_v=mem_v)
+                aux.update(landmarks=lmk, mem_k=mem_k, mem_v=mem_v, queries=r)
         x = x[:, start:]
         pos_up = pos0 + start
         j = cfg.n_lower

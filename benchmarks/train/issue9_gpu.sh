@@ -9,6 +9,7 @@
 #           the shipped RAMba's three parts with another architecture), part 1 side by side in one call, part 2 +
 #           RULER 4K/64K + passkey in the next, part 3 + the same in a third (each needs the machine still warm:
 #           the earlier part's weights stay in /tmp/train_runs)
+#   both    finetune and baselines4 side by side (LONG64=<tasks> adds those RULER tasks at 64K to each fine-tune)
 #   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
@@ -133,6 +134,8 @@ case "$JOB" in
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
         timeout $(( $(left) - 20 )) $R /tmp/ck/$n --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$n \
           --deadline 60 > /tmp/rec/$n-ruler.log 2>&1
+        [ -n "$LONG64" ] && timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks $LONG64 --lengths 64K --samples 10 \
+          --out /tmp/rec/ruler64k-$n --deadline 50 > /tmp/rec/$n-ruler64k.log 2>&1
         timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$n \
           --deadline $(( $(left) - 20 )) > /tmp/rec/$n-heldout.log 2>&1 ) &
     done; done
@@ -140,7 +143,7 @@ case "$JOB" in
     for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
       n=$(run_name $cfg $rw)
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
-      grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log | cut -c1-150
+      grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log /tmp/rec/$n-ruler64k.log 2>/dev/null | cut -c1-150
       to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
     done; done
     pack
@@ -202,7 +205,7 @@ case "$JOB" in
     for c in $BASELINES; do
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$c-p4-train.log | tail -3
       grep -hE '^\{|rror' /tmp/rec/$c-avg30.log /tmp/rec/$c-avg30-ruler.log /tmp/rec/$c-avg30-passkey.log | cut -c1-150
-      to_bf16 /tmp/train_runs/$c-p4/model/model.safetensors $OUT/$c-p4-bf16.safetensors
+      [ -n "$NO_P4_WEIGHTS" ] || to_bf16 /tmp/train_runs/$c-p4/model/model.safetensors $OUT/$c-p4-bf16.safetensors
       cp /tmp/ck/$c-avg30/model.safetensors $OUT/$c-avg30-bf16.safetensors
     done
     pack
@@ -233,5 +236,14 @@ case "$JOB" in
     done
     pack
     ;;
-  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3, baselines4"; exit 2 ;;
+  both)     # finetune and baselines4 side by side in one call (their records share /tmp/rec; the baselines' part-4
+            # weights stay behind, only their averages come back, so the call returns at most 8 files)
+    NO_P4_WEIGHTS=1 bash $0 baselines4 > /tmp/rec/both-baselines4.log 2>&1 &
+    bash $0 finetune > /tmp/rec/both-finetune.log 2>&1
+    wait
+    cat /tmp/rec/both-finetune.log /tmp/rec/both-baselines4.log
+    rm -f $OUT/finetune-records.tgz $OUT/baselines4-records.tgz
+    pack
+    ;;
+  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3, baselines4, both"; exit 2 ;;
 esac

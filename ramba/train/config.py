@@ -52,6 +52,7 @@ class DataSpec:
     lm_weight: float = 1.0                           # weight of the all-token CE
     retrieval_weight: float = 0.0                    # weight of -log(fusion weight on the answer's source chunk)
     retrieval_positions: str = "all"                 # where it counts: every copied byte, or "first" of each copy
+    selection_weight: float = 0.0                    # weight of CE(source chunk | scores of every visible chunk)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
         model=_take(raw.get("model"), ModelSpec, "model"), data=_take(data, DataSpec, "data"),
         curriculum=stages, optim=_take(optim, OptimSpec, "optim"), train=_take(raw.get("train"), TrainSpec, "train"),
         source=source)
-    for key in ("answer_weight", "lm_weight", "retrieval_weight"):
+    for key in ("answer_weight", "lm_weight", "retrieval_weight", "selection_weight"):
         w = getattr(cfg.data, key)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
             raise BadInputError(f"data.{key} must be a number >= 0, got {w!r}")

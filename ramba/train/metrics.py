@@ -1,13 +1,17 @@
 """Loss and the retrieval diagnostics of training-notes.md, from one forward pass.
 
 loss = lm_weight * CE(all targets) + answer_weight * CE(answer targets)
-       + retrieval_weight * mean(-log(fusion weight on the source chunk)) over answer targets copied from a chunk.
+       + retrieval_weight * mean(-log(fusion weight on the source chunk)) over answer targets copied from a chunk
+       + selection_weight * mean(CE(source chunk | scores <r_t, l_c> / sqrt(dr) of every visible chunk)) over the same.
 Diagnostics at answer targets whose source byte lies in a complete, visible chunk: is that chunk among the
 selected top-k (any KV group), and how much fusion weight it gets (mean over KV groups).
 
 The retrieval term supervises which selected chunk an answer byte is read from (training rows know it): without
 it the fusion weights of ramba-tiny v2 spread over every needle-like chunk (0.16 on the queried needle against
-0.50 on the others, benchmarks/generalization/needle_diagnostics.py) and the copied value is a blend.
+0.50 on the others, benchmarks/generalization/needle_diagnostics.py) and the copied value is a blend. It has no
+gradient where the source chunk is not selected (weight 0), which is where UUID keys fail (the queried needle is
+in the top-k in 45% of niah_multikey_3 samples at 4K, and 0/10 are right at 64K). The selection term ranks the
+source chunk against every visible chunk, selected or not, so that case gets a gradient too.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ RETRIEVAL_EPS = 1e-4
 
 def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_weight: float,
                    aux=None, chunk_size: int = 64, retrieval_weight: float = 0.0,
-                   retrieval_positions: str = "all") -> tuple[torch.Tensor, dict]:
+                   retrieval_positions: str = "all", selection_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     B, T, V = logits.shape
     ce = F.cross_entropy(logits.float().reshape(B * T, V), batch.targets.reshape(B * T),
                          reduction="none").view(B, T)                       # [B, T]
@@ -42,10 +46,13 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
     n_ans = int(ans_mask.sum())
     ans = ce[ans_mask].mean() if n_ans else ce.new_zeros(())
     loss = lm_weight * lm + answer_weight * ans
-    ret = source_chunk_nll(batch, aux, chunk_size, first_only=retrieval_positions == "first") \
-        if retrieval_weight else None
+    first_only = retrieval_positions == "first"
+    ret = source_chunk_nll(batch, aux, chunk_size, first_only=first_only) if retrieval_weight else None
     if ret is not None:
         loss = loss + retrieval_weight * ret
+    sel = selection_nll(batch, aux, chunk_size, first_only=first_only) if selection_weight else None
+    if sel is not None:
+        loss = loss + selection_weight * sel[0]
     with torch.no_grad():
         stats = {"loss": float(loss), "lm_ce": float(lm), "answer_ce": float(ans)}
         if ret is not None:
@@ -103,6 +110,36 @@ def source_chunk_nll(batch: Batch, aux, chunk_size: int, first_only: bool = Fals
     return -torch.log(weight[ok].clamp(min=RETRIEVAL_EPS)).mean()
 
 
+def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) -> tuple[torch.Tensor, float] | None:
+    """(mean CE of the source chunk against every visible chunk's score, per KV group then averaged; the share of
+    (target, group) pairs where the source chunk scores highest) over copied answer targets (first_only: the first
+    byte of each copy); None when there is no such target or the forward kept no queries/landmarks (no HSA, or a
+    streamed memory). Scores as the selector ranks them: <r_t, l_c> / sqrt(dr) (the per-group bias cancels)."""
+    if not aux or aux.get("queries") is None or aux.get("landmarks") is None:
+        return None
+    r, lmk = aux["queries"], aux["landmarks"]                              # [B, T, Hkv, dr], [B, C, Hkv, dr]
+    src = batch.source
+    B, T = src.shape
+    C, dr = lmk.shape[1], lmk.shape[-1]
+    t = torch.arange(T, device=src.device)[None, :].expand(B, T)
+    src_chunk = torch.div(src, chunk_size, rounding_mode="floor")
+    ok = batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size)   # the source chunk is visible
+    if first_only:
+        ok = ok & first_of_copies(src)
+    if not ok.any() or C == 0:
+        return None
+    b_i, t_i = ok.nonzero(as_tuple=True)                                    # [N]
+    with torch.autocast(r.device.type, enabled=False):
+        s = torch.einsum("nhd,nchd->nhc", r[b_i, t_i].float(), lmk[b_i].float()) / dr ** 0.5   # [N, Hkv, C]
+    visible = torch.arange(C, device=s.device)[None, :] < torch.div(t_i, chunk_size, rounding_mode="floor")[:, None]
+    s = s.masked_fill(~visible[:, None, :], float("-inf"))
+    target = src_chunk[b_i, t_i]                                            # [N]
+    H = s.shape[1]
+    nll = F.cross_entropy(s.reshape(-1, C), target.repeat_interleave(H))   # mean over (target, group)
+    top1 = float((s.argmax(-1) == target[:, None]).float().mean())
+    return nll, top1
+
+
 @torch.no_grad()
 def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
     idx, w = split_aux(aux)
@@ -113,7 +150,11 @@ def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
         return {}
     in_topk = hit.any(-1).float().mean(-1)                                  # [B, T]
     weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
-    return {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}
+    out = {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}
+    sel = selection_nll(batch, aux, chunk_size)
+    if sel is not None:
+        out.update(selection_nll=float(sel[0]), source_top1=sel[1])
+    return out
 
 
 @torch.no_grad()

@@ -240,7 +240,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
                 logits, aux = forward(model, batch.ids, mcfg, segment=seg, reset_phase=phase)
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
                                          mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight,
-                                         retrieval_positions=cfg.data.retrieval_positions)
+                                         retrieval_positions=cfg.data.retrieval_positions,
+                                         selection_weight=cfg.data.selection_weight)
             stats.update(kind_stats(logits, batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()

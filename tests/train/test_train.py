@@ -128,7 +128,39 @@ def test_retrieval_term_trains_the_selector_toward_the_source_chunk():
     assert grads and any(float(g.abs().sum()) > 0 for g in grads.values()), "no gradient reached the selector"
 
 
-@pytest.mark.parametrize("key", ["answer_weight", "lm_weight", "retrieval_weight"])
+def test_selection_term_is_the_source_chunks_rank_against_every_visible_chunk():
+    """data.selection_weight adds CE(source chunk | scores of every visible chunk): equal to a naive float64 loop
+    over answer targets and KV groups written from the definition, added to the loss with its weight, and its
+    gradient reaches both the retrieval projection (queries) and the landmark encoder, selected chunk or not."""
+    import math
+    from ramba.train.metrics import loss_and_stats, selection_nll
+    model, mcfg, batch, logits, aux = _micro_forward("passkey", 20260315, 3, 256)
+    nll, top1 = selection_nll(batch, aux, mcfg.chunk_size)
+    r, lmk = aux["queries"].double(), aux["landmarks"].double()
+    S, terms, wins = mcfg.chunk_size, [], []
+    for b in range(batch.ids.shape[0]):
+        for t in range(batch.ids.shape[1]):
+            src = int(batch.source[b, t])
+            if not batch.answer[b, t] or src < 0 or t < (src // S + 1) * S:
+                continue
+            for h in range(r.shape[2]):
+                sc = [float(r[b, t, h] @ lmk[b, c, h]) / math.sqrt(r.shape[-1]) for c in range(t // S)]
+                m = max(sc)
+                terms.append(m + math.log(sum(math.exp(x - m) for x in sc)) - sc[src // S])
+                wins.append(max(range(len(sc)), key=sc.__getitem__) == src // S)
+    assert terms, "the batch has no visible copied answer byte"
+    assert float(nll) == pytest.approx(sum(terms) / len(terms), rel=1e-4)   # fp32 scores against float64
+    assert top1 == pytest.approx(sum(wins) / len(wins))
+    base, _ = loss_and_stats(logits, batch, 8.0, 1.0, aux, mcfg.chunk_size)
+    with_sel, stats = loss_and_stats(logits, batch, 8.0, 1.0, aux, mcfg.chunk_size, selection_weight=0.5)
+    assert torch.allclose(with_sel, base + 0.5 * nll) and stats["selection_nll"] == pytest.approx(float(nll))
+    nll.backward()
+    got = {n for n, p in model.named_parameters() if p.grad is not None and float(p.grad.abs().sum()) > 0}
+    assert any("retrieval" in n for n in got), "no gradient reached the retrieval queries"
+    assert any("encoder" in n or "landmark" in n for n in got), f"no gradient reached the landmarks: {sorted(got)}"
+
+
+@pytest.mark.parametrize("key", ["answer_weight", "lm_weight", "retrieval_weight", "selection_weight"])
 @pytest.mark.parametrize("bad", ["abc", -1, True])
 def test_loss_weights_must_be_non_negative_numbers(key, bad):
     from ramba.errors import BadInputError
