@@ -180,12 +180,14 @@ case "$JOB" in
     done
     pack
     ;;
-  baselines4)  # part 4 of the baselines' recipes (configs/<name>-p4.yaml) from their shipped part 3 (checkpoints/<name>),
+  baselines4)  # (python -P: the checkout's ramba/ folder must not shadow the installed package, which holds evals)
+               # part 4 of the baselines' recipes (configs/<name>-p4.yaml) from their shipped part 3 (checkpoints/<name>),
                # side by side, each averaged with part 3 as ramba-tiny is (0.7 x part 3 + 0.3 x part 4), then RULER (8
                # NIAH + vt + cwe/fwe) at 4K and 64K and passkey 1K..1M of the average; beside them, the shipped
                # ramba-tiny's RULER and held-out cells at 4K on the GPU (its card's 4K column is CPU so far).
-               # Part 4 and the averages come back as bf16 files.
-    ( timeout $(( $(left) - 20 )) $R checkpoints/ramba-tiny --tasks ruler --lengths 4K --samples 10 \
+               # Part 4 (unless NO_P4_WEIGHTS) and the averages come back as bf16 files; SKIP_SHIPPED leaves the shipped
+               # model's cells out.
+    [ -n "$SKIP_SHIPPED" ] || ( timeout $(( $(left) - 20 )) $R checkpoints/ramba-tiny --tasks ruler --lengths 4K --samples 10 \
         --out /tmp/rec/shipped-4k --deadline 200 > /tmp/rec/shipped-4k-ruler.log 2>&1
       timeout $(( $(left) - 20 )) $R checkpoints/ramba-tiny --tasks heldout --lengths 4K --samples 10 \
         --out /tmp/rec/shipped-4k --deadline 200 > /tmp/rec/shipped-4k-heldout.log 2>&1 ) &
@@ -193,7 +195,7 @@ case "$JOB" in
       ( python benchmarks/train/train_gpu.py configs/$c-p4.yaml --out /tmp/rec/$c-p4 --budget ${BUDGET:-300} \
           --set model.init_from=checkpoints/$c --eval-samples 2 > /tmp/rec/$c-p4-train.log 2>&1
         rm -f /tmp/rec/$c-p4/model.safetensors
-        python -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average checkpoints/$c \
+        python -P -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average checkpoints/$c \
           /tmp/train_runs/$c-p4/model --weight 0.3 --out /tmp/ck/$c-avg30 > /tmp/rec/$c-avg30.log 2>&1
         timeout $(( $(left) - 20 )) $R /tmp/ck/$c-avg30 --tasks ruler --lengths 4K,64K --samples 10 \
           --out /tmp/rec/ruler-$c-avg30 --deadline 90 > /tmp/rec/$c-avg30-ruler.log 2>&1
