@@ -9,6 +9,7 @@
 #           the shipped RAMba's three parts with another architecture), part 1 side by side in one call, part 2 +
 #           RULER 4K/64K + passkey in the next, part 3 + the same in a third (each needs the machine still warm:
 #           the earlier part's weights stay in /tmp/train_runs)
+#   check   a fresh-seed check (task seed 202) of the checkpoints in $CKS at 4K and 64K, side by side
 #   both    finetune and baselines4 side by side (LONG64=<tasks> adds those RULER tasks at 64K to each fine-tune)
 #   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
@@ -238,6 +239,25 @@ case "$JOB" in
     done
     pack
     ;;
+  check)    # a fresh-seed check of the checkpoints in $CKS (space-separated folders), side by side: RULER (8 NIAH + vt)
+            # at 4K (20 samples) and the multi-needle variants + vt at 64K (10), task seed 202; the same 64K cells and
+            # the held-out wordings at 4K on seed 101. Records packed into one file (the call returns at most 8)
+    M64=niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+    for ck in $CKS; do
+      n=$(basename $ck)
+      ( timeout $(( $(left) - 10 )) $R $ck --tasks $NIAH --lengths 4K --samples 20 --seed 202 --out /tmp/rec/s202-4k \
+          --deadline 60 > /tmp/rec/$n-s202-4k.log 2>&1
+        timeout $(( $(left) - 10 )) $R $ck --tasks $M64 --lengths 64K --samples 10 --seed 202 --out /tmp/rec/s202-64k \
+          --deadline 50 > /tmp/rec/$n-s202-64k.log 2>&1
+        timeout $(( $(left) - 10 )) $R $ck --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/s101-heldout \
+          --deadline 40 > /tmp/rec/$n-s101-heldout.log 2>&1
+        timeout $(( $(left) - 10 )) $R $ck --tasks $M64 --lengths 64K --samples 10 --out /tmp/rec/s101-64k \
+          --deadline $(( $(left) - 15 )) > /tmp/rec/$n-s101-64k.log 2>&1 ) &
+    done
+    wait
+    pack
+    ;;
   both)     # finetune and baselines4 side by side in one call (their records share /tmp/rec; the baselines' part-4
             # weights stay behind, only their averages come back, so the call returns at most 8 files)
     NO_P4_WEIGHTS=1 bash $0 baselines4 > /tmp/rec/both-baselines4.log 2>&1 &
@@ -247,5 +267,5 @@ case "$JOB" in
     rm -f $OUT/finetune-records.tgz $OUT/baselines4-records.tgz
     pack
     ;;
-  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3, baselines4, both"; exit 2 ;;
+  *) echo "unknown job $JOB: train, train2, eval, long, finetune, candidate, explore1, explore2, baselines1, baselines2, baselines3, baselines4, both, check"; exit 2 ;;
 esac
