@@ -24,12 +24,15 @@ NIAH = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "n
 ORDER = NIAH + ["vt", "cwe", "fwe"]
 # records keep the name a model had when it was measured; the report names them as shipped now
 LABELS = {"ramba-tiny-soup30": "ramba-tiny (shipped: parts 1-4, averaged)",
+          "ramba-tiny-sel03": "ramba-tiny + selection term (sel03, not shipped)",
           "ramba-tiny-v7ft": "ramba-tiny part 4 alone (v7ft)",
           "ramba-tiny-v6ft-rw0": "ramba-tiny parts 1-3 (previous)",
           "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2", "ramba-tiny": "ramba-tiny-v2 (part 1)",
           "swa-hsa-tiny-v2-ft2": "swa-hsa-tiny (shipped: parts 1-3)",
           "mamba2-tiny-v2-ft2": "mamba2-tiny (shipped: parts 1-3)",
           "swa-hsa-tiny-v2-ft": "swa-hsa-tiny parts 1-2", "mamba2-tiny-v2-ft": "mamba2-tiny parts 1-2",
+          "swa-hsa-tiny-avg30": "swa-hsa-tiny parts 1-4, averaged (not shipped)",
+          "mamba2-tiny-avg30": "mamba2-tiny parts 1-4, averaged (not shipped)",
           "swa-hsa-tiny": "swa-hsa-tiny-v1 (previous, passkey-only)",
           "mamba2-tiny": "mamba2-tiny-v1 (previous, passkey-only)"}
 # the heatmap shows the models shipped now (transformer-tiny: its only recipe, the passkey-only one); tables show all
@@ -155,8 +158,12 @@ def main(argv=None) -> int:
     gpu = REC / "gpu-h200"
     prev, prev_ft = gpu / "candidate-v4ft-rw0", gpu / "finetune-v4ft"   # parts 1-2
     v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # parts 1-3 (part 3: bank 4), shipped until 2026-12-02
-    # parts 1-4 averaged (the shipped weights): 64K-64M on the H200, 4K on CPU (fp32; no GPU time was left)
+    # parts 1-4 averaged (the shipped weights): 64K-64M on the H200, 4K on CPU (fp32) and on the H200 (the
+    # selection-term call, which wins for a sample measured twice); the selection-term candidate (sel03): 4K and 64K
+    # in that call, 64K-64M in its candidate call
     soup, soup_cpu = gpu / "candidate-soup30", REC / "cpu" / "soup30"
+    sel, sel_ft = gpu / "candidate-sel03", gpu / "selection-term"
+    base4 = gpu / "baselines-p4"   # the baselines' parts 1-4 averaged (not shipped)
     v7, v7ft = gpu / "candidate-v7ft", gpu / "finetune-ft3-v5-v7"   # part 4 alone
     base2 = gpu / "baselines-v2"   # the baselines on the shipped recipe (parts 1-2 and 1-3)
     ruler = read_jsonl(sorted((gpu / "ruler").glob("*.jsonl")) + sorted((gpu / "baselines").glob("*.jsonl"))
@@ -164,8 +171,10 @@ def main(argv=None) -> int:
                        + [prev / "ruler.jsonl", prev_ft / "ramba-tiny-v4ft-rw0-ruler-4k.jsonl",
                           v6 / "ruler.jsonl", v6ft / "ramba-tiny-v6ft-rw0-ruler-4k.jsonl",
                           soup / "ruler.jsonl", soup_cpu / "ruler-4k.jsonl",
-                          v7 / "ruler.jsonl", v7ft / "ramba-tiny-v7ft-ruler-4k.jsonl"]
-                       + sorted(base2.glob("ruler-*.jsonl")))
+                          v7 / "ruler.jsonl", v7ft / "ramba-tiny-v7ft-ruler-4k.jsonl",
+                          sel_ft / "ramba-tiny-soup30-shipped-4k.jsonl", sel_ft / "ramba-tiny-sel03-ruler-4k.jsonl",
+                          sel_ft / "ramba-tiny-sel03-ruler-64k.jsonl", sel / "ruler.jsonl"]
+                       + sorted(base2.glob("ruler-*.jsonl")) + sorted(base4.glob("*-ruler.jsonl")))
     ruler = ruler[ruler["task"].isin(ORDER)]
     if ruler.empty:
         print("no RULER records", file=sys.stderr)
@@ -179,7 +188,9 @@ def main(argv=None) -> int:
     held = read_jsonl(sorted((gpu / "heldout").glob("*.jsonl")) + [prev_ft / "ramba-tiny-v4ft-rw0-heldout-4k.jsonl",
                                                                    v6ft / "ramba-tiny-v6ft-rw0-heldout-4k.jsonl",
                                                                    soup_cpu / "heldout-4k.jsonl",
-                                                                   v7ft / "ramba-tiny-v7ft-heldout-4k.jsonl"])
+                                                                   v7ft / "ramba-tiny-v7ft-heldout-4k.jsonl",
+                                                                   sel_ft / "ramba-tiny-soup30-shipped-4k.jsonl",
+                                                                   sel_ft / "ramba-tiny-sel03-heldout-4k.jsonl"])
     if not held.empty:
         md += ["## Held-out wordings and filler (4K)", ""]
         for model, g in held.groupby("model"):
@@ -193,8 +204,9 @@ def main(argv=None) -> int:
                           f"(n={len(b)}) | {100 * b.score.mean():.0f} / {100 * b.correct.mean():.0f} |")
             md.append("")
     pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl",
-                                                                       soup / "passkey.jsonl", v7 / "passkey.jsonl"]
-                    + sorted(base2.glob("passkey-*.jsonl")))
+                                                                       soup / "passkey.jsonl", v7 / "passkey.jsonl",
+                                                                       sel / "passkey.jsonl"]
+                    + sorted(base2.glob("passkey-*.jsonl")) + sorted(base4.glob("*-passkey.jsonl")))
     if not pk.empty:
         pk = pk[pk["task"] == "passkey"]
         md += ["## Passkey vs length", "", "| model | " + " | ".join(fmt_len(L) for L in sorted(pk.length.unique()))
@@ -211,7 +223,8 @@ def main(argv=None) -> int:
                      (REC / "length-sweep-ramba-tiny.jsonl", "v2, grid anchored (tail 352)"),
                      (REC / "cpu" / "length-sweep-v4ft-rw0.jsonl", "parts 1-2, grid anchored (tail 352)"),
                      (REC / "cpu" / "length-sweep-v6ft-rw0.jsonl", "parts 1-3, grid anchored (tail 352)"),
-                     (REC / "cpu" / "length-sweep-soup30.jsonl", "shipped (parts 1-4 averaged), grid anchored (tail 352)")]:
+                     (REC / "cpu" / "length-sweep-soup30.jsonl", "shipped (parts 1-4 averaged), grid anchored (tail 352)"),
+                     (REC / "cpu" / "length-sweep-sel03.jsonl", "+ selection term (sel03), grid anchored (tail 352)")]:
         if p.is_file():
             sweeps[label] = read_jsonl([p])
     if sweeps:
