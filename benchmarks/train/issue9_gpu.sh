@@ -30,6 +30,9 @@ CANDIDATES=${CANDIDATES:-"ramba-tiny-v3 ramba-deep"}
 BASELINES=${BASELINES:-"swa-hsa-tiny mamba2-tiny"}
 CK=${CK:-checkpoints/ramba-tiny}   # the checkpoint the eval and long jobs measure
 REC=${REC:-/tmp/rec}   # where the candidate job writes its records
+# RULER task lists: the 8 NIAH variants + vt, and the multi-needle variants + vt (the cells that move between models)
+NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+M64=niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
 mkdir -p /tmp/rec $REC
 to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel back at half the size)
   python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
@@ -48,7 +51,6 @@ case "$JOB" in
     pack
     ;;
   eval)     # everything that fits one call, most important first; each step gets a deadline
-    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
       --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -14
     timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 16M,64M --long-samples 5 \
@@ -64,7 +66,6 @@ case "$JOB" in
     pack
     ;;
   long)     # what the eval call could not finish (batched long prefills crashed there), kernel GPU tests
-    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     timeout $(( $(left) - 5 )) $R $CK --tasks passkey --lengths 16M,64M --long-samples 5 \
       --long-batch 5 --out /tmp/rec/passkey --deadline 60 2>&1 | grep -E '^\{|Error' | tail -4
     timeout 150 python -P -m pytest -m gpu tests/kernels -q -x 2>&1 | tail -5
@@ -81,7 +82,6 @@ case "$JOB" in
       --budget ${BUDGET:-380} --set model.init_from=checkpoints/ramba-tiny --eval-samples 2 2>&1 \
       | grep -E "passkey 4K|trained in|Error|error|Traceback|eval_exact" | tail -8
     mkdir -p /tmp/ck && rm -rf /tmp/ck/ramba-tiny && cp -r /tmp/train_runs/ramba-tiny/model /tmp/ck/ramba-tiny
-    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks $NIAH --lengths 4K --samples 10 --out /tmp/rec/ruler \
       --deadline 25 2>&1 | grep -E '^\{|Error' | tail -10
     timeout $(( $(left) - 5 )) $R /tmp/ck/ramba-tiny --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout \
@@ -156,7 +156,6 @@ case "$JOB" in
              # limit still returns every finished cell (the default, /tmp/rec, is packed at the end).
     NAME=${NAME:-candidate}
     mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
-    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
       --out $REC/passkey --deadline 200 2>&1 | grep -E '^\{|Error' | tail -14
@@ -242,8 +241,6 @@ case "$JOB" in
   check)    # a fresh-seed check of the checkpoints in $CKS (space-separated folders), side by side: RULER (8 NIAH + vt)
             # at 4K (20 samples) and the multi-needle variants + vt at 64K (10), task seed 202; the same 64K cells and
             # the held-out wordings at 4K on seed 101. Records packed into one file (the call returns at most 8)
-    M64=niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
-    NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
     for ck in $CKS; do
       n=$(basename $ck)
       ( timeout $(( $(left) - 10 )) $R $ck --tasks $NIAH --lengths 4K --samples 20 --seed 202 --out /tmp/rec/s202-4k \

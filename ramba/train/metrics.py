@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ramba.kernels.hsa.reference import visible_chunk_count
 from ramba.train.data import Batch
 
 
@@ -58,7 +59,7 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
         if ret is not None:
             stats["retrieval_nll"] = float(ret)
         stats.update(answer_accuracy(logits, batch))
-        stats.update(retrieval_stats(batch, aux, chunk_size))
+        stats.update(retrieval_stats(batch, aux, chunk_size, selection=None if first_only else sel))
     return loss, stats
 
 
@@ -75,14 +76,19 @@ def answer_accuracy(logits: torch.Tensor, batch: Batch) -> dict:
             "exact": float(((per_row_wrong == 0) & has).float().sum() / has.float().sum())}
 
 
-def _source_hits(batch: Batch, idx: torch.Tensor, chunk_size: int):
-    """(ok [B, T]: answer targets whose source chunk is complete and visible, hit [B, T, Hkv, K]: slots holding it)."""
+def _visible_sources(batch: Batch, chunk_size: int):
+    """(ok [B, T]: answer targets whose source chunk is complete and visible, src_chunk [B, T]: that chunk's id)."""
     src = batch.source                                                      # [B, T]
     T = src.shape[1]
     t = torch.arange(T, device=src.device)[None, :]
     src_chunk = torch.div(src, chunk_size, rounding_mode="floor")
     # visible: the source chunk is complete before the query token (t >= (c + 1) * S)
-    ok = batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size)
+    return batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size), src_chunk
+
+
+def _source_hits(batch: Batch, idx: torch.Tensor, chunk_size: int):
+    """(ok [B, T] as _visible_sources, hit [B, T, Hkv, K]: slots holding the source chunk)."""
+    ok, src_chunk = _visible_sources(batch, chunk_size)
     return ok, idx == src_chunk[:, :, None, None]
 
 
@@ -118,20 +124,16 @@ def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) 
     if not aux or aux.get("queries") is None or aux.get("landmarks") is None:
         return None
     r, lmk = aux["queries"], aux["landmarks"]                              # [B, T, Hkv, dr], [B, C, Hkv, dr]
-    src = batch.source
-    B, T = src.shape
     C, dr = lmk.shape[1], lmk.shape[-1]
-    t = torch.arange(T, device=src.device)[None, :].expand(B, T)
-    src_chunk = torch.div(src, chunk_size, rounding_mode="floor")
-    ok = batch.answer & (src >= 0) & (t >= (src_chunk + 1) * chunk_size)   # the source chunk is visible
+    ok, src_chunk = _visible_sources(batch, chunk_size)
     if first_only:
-        ok = ok & first_of_copies(src)
+        ok = ok & first_of_copies(batch.source)
     if not ok.any() or C == 0:
         return None
     b_i, t_i = ok.nonzero(as_tuple=True)                                    # [N]
     with torch.autocast(r.device.type, enabled=False):
         s = torch.einsum("nhd,nchd->nhc", r[b_i, t_i].float(), lmk[b_i].float()) / dr ** 0.5   # [N, Hkv, C]
-    visible = torch.arange(C, device=s.device)[None, :] < torch.div(t_i, chunk_size, rounding_mode="floor")[:, None]
+    visible = torch.arange(C, device=s.device)[None, :] < visible_chunk_count(t_i, chunk_size)[:, None]
     s = s.masked_fill(~visible[:, None, :], float("-inf"))
     target = src_chunk[b_i, t_i]                                            # [N]
     H = s.shape[1]
@@ -141,7 +143,8 @@ def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) 
 
 
 @torch.no_grad()
-def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
+def retrieval_stats(batch: Batch, aux, chunk_size: int, selection=None) -> dict:
+    """selection: selection_nll's result over every copied target, when the caller has it (not computed twice)."""
     idx, w = split_aux(aux)
     if idx is None:
         return {}
@@ -151,7 +154,7 @@ def retrieval_stats(batch: Batch, aux, chunk_size: int) -> dict:
     in_topk = hit.any(-1).float().mean(-1)                                  # [B, T]
     weight = (w.float() * hit).sum(-1).mean(-1)                             # [B, T]
     out = {"needle_in_topk": float(in_topk[ok].mean()), "needle_weight": float(weight[ok].mean())}
-    sel = selection_nll(batch, aux, chunk_size)
+    sel = selection if selection is not None else selection_nll(batch, aux, chunk_size)
     if sel is not None:
         out.update(selection_nll=float(sel[0]), source_top1=sel[1])
     return out
