@@ -11,6 +11,7 @@
 #           the earlier part's weights stay in /tmp/train_runs)
 #   check   a fresh-seed check (task seed 202) of the checkpoints in $CKS at 4K and 64K, side by side
 #   both    finetune and baselines4 side by side (LONG64=<tasks> adds those RULER tasks at 64K to each fine-tune)
+#   confirm   cells a deadline cut ($FILL_TASKS/$FILL_LENGTHS), then a seed-202 check at 1M and 16M of $CKS
 #   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
@@ -254,6 +255,21 @@ case "$JOB" in
     done
     wait
     pack
+    ;;
+  confirm)  # before shipping $CK: its cells a deadline cut ($FILL_TASKS at $FILL_LENGTHS, task seed 101, n = 3 at
+            # >= 16M), then a fresh-seed check (task seed 202) at 1M (10 samples) and 16M (3) of the checkpoints in $CKS
+            # side by side (RULER: 8 NIAH + vt); records straight into $REC
+    [ -n "$FILL_TASKS" ] && timeout $(( $(left) - 10 )) $R $CK --tasks $FILL_TASKS --lengths $FILL_LENGTHS \
+      --samples 10 --long-samples 3 --long-batch 3 --out $REC/fill --deadline 90 2>&1 | grep -E '^\{|Error' | tail -9
+    for ck in $CKS; do
+      n=$(basename $ck)
+      ( timeout $(( $(left) - 10 )) $R $ck --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 --seed 202 \
+          --out $REC/s202-1m --deadline 90 > /tmp/rec/$n-s202-1m.log 2>&1
+        timeout $(( $(left) - 10 )) $R $ck --tasks $NIAH --lengths 16M --long-samples 3 --long-batch 3 --seed 202 \
+          --out $REC/s202-16m --deadline $(( $(left) - 20 )) > /tmp/rec/$n-s202-16m.log 2>&1 ) &
+    done
+    wait
+    grep -hE '^\{|Error' /tmp/rec/*-s202-*.log | cut -c1-160
     ;;
   both)     # finetune and baselines4 side by side in one call (their records share /tmp/rec; the baselines' part-4
             # weights stay behind, only their averages come back, so the call returns at most 8 files)
