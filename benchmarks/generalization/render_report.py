@@ -23,10 +23,11 @@ NIAH = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "n
         "niah_multivalue", "niah_multiquery"]
 ORDER = NIAH + ["vt", "cwe", "fwe"]
 # records keep the name a model had when it was measured; the report names them as shipped now
-LABELS = {"ramba-tiny-soup30": "ramba-tiny (shipped: parts 1-4, averaged)",
-          "ramba-tiny-sel03": "ramba-tiny + selection term (sel03, not shipped)",
+LABELS = {"ramba-tiny-sel03-avg50": "ramba-tiny (shipped: parts 1-5)",
+          "ramba-tiny-soup30": "ramba-tiny parts 1-4, averaged (previous)",
+          "ramba-tiny-sel03": "ramba-tiny part 5 alone (sel03)",
           "ramba-tiny-v7ft": "ramba-tiny part 4 alone (v7ft)",
-          "ramba-tiny-v6ft-rw0": "ramba-tiny parts 1-3 (previous)",
+          "ramba-tiny-v6ft-rw0": "ramba-tiny parts 1-3",
           "ramba-tiny-v4ft-rw0": "ramba-tiny parts 1-2", "ramba-tiny": "ramba-tiny-v2 (part 1)",
           "swa-hsa-tiny-v2-ft2": "swa-hsa-tiny (shipped: parts 1-3)",
           "mamba2-tiny-v2-ft2": "mamba2-tiny (shipped: parts 1-3)",
@@ -36,7 +37,7 @@ LABELS = {"ramba-tiny-soup30": "ramba-tiny (shipped: parts 1-4, averaged)",
           "swa-hsa-tiny": "swa-hsa-tiny-v1 (previous, passkey-only)",
           "mamba2-tiny": "mamba2-tiny-v1 (previous, passkey-only)"}
 # the heatmap shows the models shipped now (transformer-tiny: its only recipe, the passkey-only one); tables show all
-HEATMAP = ([LABELS[m] for m in ("ramba-tiny-soup30", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")]
+HEATMAP = ([LABELS[m] for m in ("ramba-tiny-sel03-avg50", "swa-hsa-tiny-v2-ft2", "mamba2-tiny-v2-ft2")]
            + ["transformer-tiny"])
 HELDOUT_PAIRS = [("heldout_niah_single_2", "niah_single_2"), ("heldout_niah_multikey_1", "niah_multikey_1"),
                  ("heldout_niah_multivalue", "niah_multivalue"), ("heldout_niah_multiquery", "niah_multiquery"),
@@ -158,11 +159,12 @@ def main(argv=None) -> int:
     gpu = REC / "gpu-h200"
     prev, prev_ft = gpu / "candidate-v4ft-rw0", gpu / "finetune-v4ft"   # parts 1-2
     v6, v6ft = gpu / "candidate-v6ft-rw0", gpu / "finetune-v6ft"   # parts 1-3 (part 3: bank 4), shipped until 2026-12-02
-    # parts 1-4 averaged (the shipped weights): 64K-64M on the H200, 4K on CPU (fp32) and on the H200 (the
-    # selection-term call, which wins for a sample measured twice); the selection-term candidate (sel03): 4K and 64K
-    # in that call, 64K-64M in its candidate call
+    # parts 1-4 averaged (shipped until the parts-1-5 average): 64K-64M on the H200, 4K on CPU (fp32) and on the
+    # H200 (the selection-term call, which wins for a sample measured twice); part 5 alone (sel03): 4K and 64K in
+    # that call, 64K-64M in its candidate call; the shipped weights (parts 1-5): 64K-64M on the H200, 4K on CPU
     soup, soup_cpu = gpu / "candidate-soup30", REC / "cpu" / "soup30"
     sel, sel_ft = gpu / "candidate-sel03", gpu / "selection-term"
+    shipped, shipped_cpu = gpu / "candidate-sel03-avg50", REC / "cpu" / "sel03-averages"
     base4 = gpu / "baselines-p4"   # the baselines' parts 1-4 averaged (not shipped)
     v7, v7ft = gpu / "candidate-v7ft", gpu / "finetune-ft3-v5-v7"   # part 4 alone
     base2 = gpu / "baselines-v2"   # the baselines on the shipped recipe (parts 1-2 and 1-3)
@@ -173,7 +175,9 @@ def main(argv=None) -> int:
                           soup / "ruler.jsonl", soup_cpu / "ruler-4k.jsonl",
                           v7 / "ruler.jsonl", v7ft / "ramba-tiny-v7ft-ruler-4k.jsonl",
                           sel_ft / "ramba-tiny-soup30-shipped-4k.jsonl", sel_ft / "ramba-tiny-sel03-ruler-4k.jsonl",
-                          sel_ft / "ramba-tiny-sel03-ruler-64k.jsonl", sel / "ruler.jsonl"]
+                          sel_ft / "ramba-tiny-sel03-ruler-64k.jsonl", sel / "ruler.jsonl",
+                          shipped / "ruler.jsonl", shipped_cpu / "ramba-tiny-sel03-avg50-ruler-4k.jsonl",
+                          shipped_cpu / "ramba-tiny-sel03-avg50-cwe-fwe-4k.jsonl"]
                        + sorted(base2.glob("ruler-*.jsonl")) + sorted(base4.glob("*-ruler.jsonl")))
     ruler = ruler[ruler["task"].isin(ORDER)]
     if ruler.empty:
@@ -190,7 +194,8 @@ def main(argv=None) -> int:
                                                                    soup_cpu / "heldout-4k.jsonl",
                                                                    v7ft / "ramba-tiny-v7ft-heldout-4k.jsonl",
                                                                    sel_ft / "ramba-tiny-soup30-shipped-4k.jsonl",
-                                                                   sel_ft / "ramba-tiny-sel03-heldout-4k.jsonl"])
+                                                                   sel_ft / "ramba-tiny-sel03-heldout-4k.jsonl",
+                                                                   shipped_cpu / "ramba-tiny-sel03-avg50-heldout-4k.jsonl"])
     if not held.empty:
         md += ["## Held-out wordings and filler (4K)", ""]
         for model, g in held.groupby("model"):
@@ -205,7 +210,7 @@ def main(argv=None) -> int:
             md.append("")
     pk = read_jsonl(sorted((gpu / "passkey").glob("*.jsonl")) + [prev / "passkey.jsonl", v6 / "passkey.jsonl",
                                                                        soup / "passkey.jsonl", v7 / "passkey.jsonl",
-                                                                       sel / "passkey.jsonl"]
+                                                                       sel / "passkey.jsonl", shipped / "passkey.jsonl"]
                     + sorted(base2.glob("passkey-*.jsonl")) + sorted(base4.glob("*-passkey.jsonl")))
     if not pk.empty:
         pk = pk[pk["task"] == "passkey"]
@@ -223,8 +228,9 @@ def main(argv=None) -> int:
                      (REC / "length-sweep-ramba-tiny.jsonl", "v2, grid anchored (tail 352)"),
                      (REC / "cpu" / "length-sweep-v4ft-rw0.jsonl", "parts 1-2, grid anchored (tail 352)"),
                      (REC / "cpu" / "length-sweep-v6ft-rw0.jsonl", "parts 1-3, grid anchored (tail 352)"),
-                     (REC / "cpu" / "length-sweep-soup30.jsonl", "shipped (parts 1-4 averaged), grid anchored (tail 352)"),
-                     (REC / "cpu" / "length-sweep-sel03.jsonl", "+ selection term (sel03), grid anchored (tail 352)")]:
+                     (REC / "cpu" / "length-sweep-soup30.jsonl", "parts 1-4 averaged, grid anchored (tail 352)"),
+                     (REC / "cpu" / "length-sweep-sel03.jsonl", "part 5 alone (sel03), grid anchored (tail 352)"),
+                     (REC / "cpu" / "length-sweep-sel03-avg50.jsonl", "shipped (parts 1-5), grid anchored (tail 352)")]:
         if p.is_file():
             sweeps[label] = read_jsonl([p])
     if sweeps:

@@ -67,19 +67,31 @@ def test_the_shipped_part_2_is_the_term_0_arm_of_the_v4ft_ab():
     assert ab == ft
 
 
-@pytest.mark.parametrize("part, run_config, prev_part", [
-    ("ramba-tiny-ft2", "ramba-tiny-v6ft", "ramba-tiny-ft"),     # part 3 (record benchmarks/records/train-ramba-tiny-ft2/)
-    ("ramba-tiny-p4", "ramba-tiny-v7ft", "ramba-tiny-ft2"),     # part 4 (record train-ramba-tiny-p4/), then averaged
+@pytest.mark.parametrize("part, run_config, start, pinned_steps", [
+    ("ramba-tiny-ft2", "ramba-tiny-v6ft", "runs/ramba-tiny-ft/model", None),    # part 3 (record train-ramba-tiny-ft2/)
+    ("ramba-tiny-p4", "ramba-tiny-v7ft", "runs/ramba-tiny-ft2/model", None),    # part 4 (record train-ramba-tiny-p4/)
+    # part 5 (record train-ramba-tiny-p5/): from the parts-1-4 average (configs/ramba-tiny-p4.yaml's `--out`); its
+    # run was stopped by a wall-clock budget, so the recipe pins the steps that run took instead
+    ("ramba-tiny-p5", "ramba-tiny-sel03", "runs/ramba-tiny-avg", 1836),
 ])
-def test_the_shipped_late_parts_are_the_runs_that_made_them(part, run_config, prev_part):
-    """The shipped weights' parts 3 and 4 were trained as experiment configs from the previous part's checkpoint;
-    each part's recipe is that run but for the name and where the previous part's weights are."""
+def test_the_shipped_late_parts_are_the_runs_that_made_them(part, run_config, start, pinned_steps):
+    """The shipped weights' parts 3-5 were trained as experiment configs from the previous weights; each part's
+    recipe is that run but for the name, where the previous weights are and (part 5) the steps pinned."""
     import dataclasses
     recipe, run = load_config(CONFIGS / f"{part}.yaml"), load_config(CONFIGS / f"{run_config}.yaml")
+    if pinned_steps is not None:
+        assert (recipe.train.max_steps, recipe.train.time_budget_s) == (pinned_steps, None)
+        run = dataclasses.replace(run, train=dataclasses.replace(run.train, max_steps=pinned_steps, time_budget_s=None))
     run = dataclasses.replace(run, name=recipe.name, source=recipe.source,
                               model=dataclasses.replace(run.model, init_from=recipe.model.init_from))
     assert run == recipe
-    assert recipe.model.init_from == f"runs/{prev_part}/model"           # starts where the previous part writes
+    assert recipe.model.init_from == start                               # starts where the previous step writes
+
+
+def test_the_part_5_steps_are_the_steps_its_run_took():
+    import json
+    summary = json.loads((CONFIGS.parent / "benchmarks/records/train-ramba-tiny-p5/summary.json").read_text())
+    assert summary["steps"] == load_config(CONFIGS / "ramba-tiny-p5.yaml").train.max_steps
 
 
 @pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "ci-suite.yaml"),

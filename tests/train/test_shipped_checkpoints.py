@@ -26,13 +26,15 @@ def test_checkpoint_matches_its_recipe_and_record(ckpt):
     recipe = yaml.safe_load((ROOT / "configs" / f"{ckpt.name}.yaml").read_text())
     assert cfg["arch"] == recipe["model"]["overrides"]["arch"]
     card = (ckpt / "MODEL_CARD.md").read_text()
-    # a recipe in parts (configs/<name>-ft.yaml from part 1's weights, -ft2 from part 2's, -p4 from part 3's)
+    # a recipe in parts (configs/<name>-ft.yaml from part 1's weights, -ft2 from part 2's, -p4 from part 3's, -p5 from the parts-1-4 average)
     # has a record per part
     parts = [ckpt.name] + [f"{ckpt.name}-{s}" for s in ("ft", "ft2")
                            if (ROOT / "configs" / f"{ckpt.name}-{s}.yaml").is_file()]
-    # part 4 (-p4, then averaged with part 3) where the card says the weights include it; the default model's do
-    if f"configs/{ckpt.name}-p4.yaml" in card or ckpt.name == "ramba-tiny":
-        parts.append(f"{ckpt.name}-p4")
+    # parts 4 and 5 (-p4, -p5, each averaged with its start) where the card says the weights include them; the
+    # default model's include both
+    for late in ("p4", "p5"):
+        if f"configs/{ckpt.name}-{late}.yaml" in card or ckpt.name == "ramba-tiny":
+            parts.append(f"{ckpt.name}-{late}")
     for part in parts:
         summary = json.loads((ROOT / "benchmarks" / "records" / f"train-{part}" / "summary.json").read_text())
         assert summary["arch"] == cfg["arch"]
