@@ -53,6 +53,9 @@ class DataSpec:
     retrieval_weight: float = 0.0                    # weight of -log(fusion weight on the answer's source chunk)
     retrieval_positions: str = "all"                 # where it counts: every copied byte, or "first" of each copy
     selection_weight: float = 0.0                    # weight of CE(source chunk | scores of every visible chunk)
+    selection_negatives: int = 0                     # > 0: the selection term also ranks against the batch's other
+                                                     # rows and this many chunks of earlier batches (a queue)
+    selection_negative_kinds: tuple = ("ruler_niah", "ruler_vt")   # rows whose targets get those negatives
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
             raise BadInputError(f"curriculum[{i}]: need increasing 0 < until <= 1 and positive length/batch, got {s}")
         prev = s.until
     data = dict(raw.get("data") or {})
-    for key in ("local_text", "exclude_fillers"):
+    for key in ("local_text", "exclude_fillers", "selection_negative_kinds"):
         if key in data:
             data[key] = tuple(data[key] or ())
     optim = dict(raw.get("optim") or {})
@@ -189,6 +192,17 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
         w = getattr(cfg.data, key)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
             raise BadInputError(f"data.{key} must be a number >= 0, got {w!r}")
+    n = cfg.data.selection_negatives
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise BadInputError(f"data.selection_negatives must be an integer >= 0 (queued chunks), got {n!r}")
+    if n and not cfg.data.selection_weight:
+        raise BadInputError("data.selection_negatives needs data.selection_weight > 0 (they are the selection "
+                            "term's negatives)")
+    from ramba.train.data import ROW_KINDS   # here: the config module stays free of torch at import
+    unknown = sorted(set(cfg.data.selection_negative_kinds) - set(ROW_KINDS))
+    if unknown:
+        raise BadInputError(f"data.selection_negative_kinds: unknown row kind(s) {', '.join(unknown)}; "
+                            f"use {', '.join(sorted(ROW_KINDS))}")
     if cfg.data.retrieval_positions not in ("all", "first"):
         raise BadInputError(f"data.retrieval_positions must be 'all' or 'first', got {cfg.data.retrieval_positions!r}")
     if cfg.train.max_steps <= 0:

@@ -2,7 +2,8 @@
 
 loss = lm_weight * CE(all targets) + answer_weight * CE(answer targets)
        + retrieval_weight * mean(-log(fusion weight on the source chunk)) over answer targets copied from a chunk
-       + selection_weight * mean(CE(source chunk | scores <r_t, l_c> / sqrt(dr) of every visible chunk)) over the same.
+       + selection_weight * mean(CE(source chunk | scores <r_t, l_c> / sqrt(dr) of every visible chunk)) over the same
+         (with data.selection_negatives: also every chunk of the batch's other rows and of a queue of earlier ones).
 Diagnostics at answer targets whose source byte lies in a complete, visible chunk: is that chunk among the
 selected top-k (any KV group), and how much fusion weight it gets (mean over KV groups).
 
@@ -38,7 +39,9 @@ RETRIEVAL_EPS = 1e-4
 
 def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_weight: float,
                    aux=None, chunk_size: int = 64, retrieval_weight: float = 0.0,
-                   retrieval_positions: str = "all", selection_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                   retrieval_positions: str = "all", selection_weight: float = 0.0,
+                   negatives: torch.Tensor | None = None,
+                   negative_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     B, T, V = logits.shape
     ce = F.cross_entropy(logits.float().reshape(B * T, V), batch.targets.reshape(B * T),
                          reduction="none").view(B, T)                       # [B, T]
@@ -51,7 +54,8 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
     ret = source_chunk_nll(batch, aux, chunk_size, first_only=first_only) if retrieval_weight else None
     if ret is not None:
         loss = loss + retrieval_weight * ret
-    sel = selection_nll(batch, aux, chunk_size, first_only=first_only) if selection_weight else None
+    sel = selection_nll(batch, aux, chunk_size, first_only=first_only, negatives=negatives,
+                        negative_rows=negative_rows) if selection_weight else None
     if sel is not None:
         loss = loss + selection_weight * sel[0]
     with torch.no_grad():
@@ -59,7 +63,10 @@ def loss_and_stats(logits: torch.Tensor, batch: Batch, answer_weight: float, lm_
         if ret is not None:
             stats["retrieval_nll"] = float(ret)
         stats.update(answer_accuracy(logits, batch))
-        stats.update(retrieval_stats(batch, aux, chunk_size, selection=None if first_only else sel))
+        own_only = negative_rows is None or not bool(negative_rows.any())   # the logged CE: own-row chunks only
+        stats.update(retrieval_stats(batch, aux, chunk_size, selection=sel if own_only and not first_only else None))
+        if sel is not None and not own_only:
+            stats["selection_nll_negatives"] = float(sel[0])
     return loss, stats
 
 
@@ -116,15 +123,21 @@ def source_chunk_nll(batch: Batch, aux, chunk_size: int, first_only: bool = Fals
     return -torch.log(weight[ok].clamp(min=RETRIEVAL_EPS)).mean()
 
 
-def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) -> tuple[torch.Tensor, float] | None:
+def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False,
+                  negatives: torch.Tensor | None = None,
+                  negative_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, float] | None:
     """(mean CE of the source chunk against every visible chunk's score, per KV group then averaged; the share of
-    (target, group) pairs where the source chunk scores highest) over copied answer targets (first_only: the first
-    byte of each copy); None when there is no such target or the forward kept no queries/landmarks (no HSA, or a
-    streamed memory). Scores as the selector ranks them: <r_t, l_c> / sqrt(dr) (the per-group bias cancels)."""
+    (target, group) pairs where the source chunk scores highest among its own row's visible chunks) over copied
+    answer targets (first_only: the first byte of each copy); None when there is no such target or the forward kept
+    no queries/landmarks (no HSA, or a streamed memory). Scores as the selector ranks them: <r_t, l_c> / sqrt(dr)
+    (the per-group bias cancels).
+    negative_rows [B] bool: targets of these rows also rank their source chunk against every chunk of the batch's
+    other rows and against `negatives` [M, Hkv, dr] (landmarks of earlier batches, no gradient): other documents'
+    chunks are wrong answers by construction, so a 1K-token row meets the hundreds of distractors of a 64K one."""
     if not aux or aux.get("queries") is None or aux.get("landmarks") is None:
         return None
     r, lmk = aux["queries"], aux["landmarks"]                              # [B, T, Hkv, dr], [B, C, Hkv, dr]
-    C, dr = lmk.shape[1], lmk.shape[-1]
+    B, C, H, dr = lmk.shape
     ok, src_chunk = _visible_sources(batch, chunk_size)
     if first_only:
         ok = ok & first_of_copies(batch.source)
@@ -132,14 +145,44 @@ def selection_nll(batch: Batch, aux, chunk_size: int, first_only: bool = False) 
         return None
     b_i, t_i = ok.nonzero(as_tuple=True)                                    # [N]
     with torch.autocast(r.device.type, enabled=False):
-        s = torch.einsum("nhd,nchd->nhc", r[b_i, t_i].float(), lmk[b_i].float()) / dr ** 0.5   # [N, Hkv, C]
+        q = r[b_i, t_i].float()                                             # [N, Hkv, dr]
+        s = torch.einsum("nhd,nchd->nhc", q, lmk[b_i].float()) / dr ** 0.5  # [N, Hkv, C]
     visible = torch.arange(C, device=s.device)[None, :] < visible_chunk_count(t_i, chunk_size)[:, None]
     s = s.masked_fill(~visible[:, None, :], float("-inf"))
     target = src_chunk[b_i, t_i]                                            # [N]
-    H = s.shape[1]
-    nll = F.cross_entropy(s.reshape(-1, C), target.repeat_interleave(H))   # mean over (target, group)
     top1 = float((s.argmax(-1) == target[:, None]).float().mean())
+    if negative_rows is not None and bool(negative_rows.any()):
+        with torch.autocast(r.device.type, enabled=False):
+            other = torch.einsum("nhd,mhd->nhm", q, lmk.float().reshape(B * C, H, dr)) / dr ** 0.5   # [N, Hkv, B*C]
+            row_of = torch.arange(B * C, device=s.device) // C                 # [B*C]
+            use = negative_rows[b_i]                                        # [N]
+            other = other.masked_fill(~(use[:, None] & (row_of[None, :] != b_i[:, None]))[:, None, :], float("-inf"))
+            parts = [s, other]
+            if negatives is not None and negatives.shape[0]:
+                old = torch.einsum("nhd,mhd->nhm", q, negatives.float()) / dr ** 0.5             # [N, Hkv, M]
+                parts.append(old.masked_fill(~use[:, None, None], float("-inf")))
+        s = torch.cat(parts, -1)                                            # the source chunk stays at index < C
+    nll = F.cross_entropy(s.reshape(-1, s.shape[-1]), target.repeat_interleave(H))   # mean over (target, group)
     return nll, top1
+
+
+class LandmarkQueue:
+    """The landmarks of the last `size` chunks seen in training (all rows, detached, fp32): negatives for the
+    selection term beyond the current batch (a MoCo-style queue: a few steps stale, no gradient)."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, None                                   # [M, Hkv, dr]
+
+    def get(self) -> torch.Tensor | None:
+        return self.items
+
+    def push(self, landmarks: torch.Tensor) -> None:
+        """landmarks [B, C, Hkv, dr] of the batch just trained on; the oldest fall out."""
+        if self.size <= 0:
+            return
+        new = landmarks.detach().float().reshape(-1, *landmarks.shape[2:])
+        self.items = new if self.items is None else torch.cat([new, self.items])
+        self.items = self.items[:self.size]
 
 
 @torch.no_grad()

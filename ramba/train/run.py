@@ -24,7 +24,7 @@ from ramba.train.checkpoint import STATE_FILE, load_state, save_model_dir, save_
 from ramba.train.config import TrainConfig, load_config
 from ramba.train.curves import plot_curves
 from ramba.train.data import Batch, RowSampler
-from ramba.train.metrics import answer_accuracy, kind_stats, loss_and_stats, retrieval_stats
+from ramba.train.metrics import LandmarkQueue, answer_accuracy, kind_stats, loss_and_stats, retrieval_stats
 from ramba.train.schedule import lr_at
 
 EVAL_SEED_OFFSET = 1_000_003     # held-out rows come from a seed stream training never draws from
@@ -216,6 +216,14 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             print(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
         return rec
 
+    # selection negatives from other documents: the batch's other rows and a queue of earlier batches' chunks
+    # (the queue is not checkpointed: a resumed run refills it within a few steps)
+    queue = LandmarkQueue(cfg.data.selection_negatives) if cfg.data.selection_negatives else None
+    neg_kinds = set(cfg.data.selection_negative_kinds)
+
+    def negative_rows(batch) -> torch.Tensor:
+        return torch.tensor([k in neg_kinds for k in batch.kinds], device=device)   # [B]
+
     last_eval = None
     step0 = step
     try:
@@ -241,7 +249,11 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
                                          mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight,
                                          retrieval_positions=cfg.data.retrieval_positions,
-                                         selection_weight=cfg.data.selection_weight)
+                                         selection_weight=cfg.data.selection_weight,
+                                         negatives=queue.get() if queue is not None else None,
+                                         negative_rows=negative_rows(batch) if queue is not None else None)
+            if queue is not None and aux and aux.get("landmarks") is not None:
+                queue.push(aux["landmarks"])
             stats.update(kind_stats(logits, batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -160,6 +160,76 @@ def test_selection_term_is_the_source_chunks_rank_against_every_visible_chunk():
     assert any("encoder" in n or "landmark" in n for n in got), f"no gradient reached the landmarks: {sorted(got)}"
 
 
+def test_selection_negatives_add_other_rows_and_the_queue_as_wrong_answers():
+    """data.selection_negatives: targets of the chosen rows rank their source chunk against their own visible
+    chunks, every chunk of the batch's other rows (with gradient) and the queued landmarks; other rows' targets see
+    their own chunks only. Equal to a naive float64 loop from that definition; the queue keeps the newest chunks."""
+    import math
+    from ramba.train.metrics import LandmarkQueue, loss_and_stats, selection_nll
+    model, mcfg, batch, logits, aux = _micro_forward("passkey", 20260316, 5, 256)
+    r, lmk = aux["queries"].double(), aux["landmarks"].double()
+    B, C, H, dr = lmk.shape
+    gen = torch.Generator().manual_seed(7)
+    queued = torch.randn(5, H, dr, generator=gen)                            # fresh random "earlier" landmarks
+    rows = torch.tensor([True, False, True, True])
+    nll, top1 = selection_nll(batch, aux, mcfg.chunk_size, negatives=queued, negative_rows=rows)
+    S, terms, wins = mcfg.chunk_size, [], []
+    for b in range(B):
+        for t in range(batch.ids.shape[1]):
+            src = int(batch.source[b, t])
+            if not batch.answer[b, t] or src < 0 or t < (src // S + 1) * S:
+                continue
+            for h in range(H):
+                own = [float(r[b, t, h] @ lmk[b, c, h]) / math.sqrt(dr) for c in range(t // S)]
+                wrong = []
+                if rows[b]:
+                    wrong = [float(r[b, t, h] @ lmk[o, c, h]) / math.sqrt(dr) for o in range(B) if o != b
+                             for c in range(C)]
+                    wrong += [float(r[b, t, h] @ queued[m, h].double()) / math.sqrt(dr) for m in range(5)]
+                sc = own + wrong
+                m = max(sc)
+                terms.append(m + math.log(sum(math.exp(x - m) for x in sc)) - own[src // S])
+                wins.append(max(range(len(own)), key=own.__getitem__) == src // S)
+    assert terms and any(rows[b] for b in range(B))
+    assert float(nll) == pytest.approx(sum(terms) / len(terms), rel=1e-4)   # fp32 scores against float64
+    assert top1 == pytest.approx(sum(wins) / len(wins))                     # top-1 stays among the row's own
+    plain, _ = selection_nll(batch, aux, mcfg.chunk_size)
+    assert float(nll) > float(plain)                                        # more wrong answers, higher CE
+    _, stats = loss_and_stats(logits, batch, 8.0, 1.0, aux, mcfg.chunk_size, selection_weight=0.5,
+                              negatives=queued, negative_rows=rows)
+    assert stats["selection_nll_negatives"] == pytest.approx(float(nll))
+    assert stats["selection_nll"] == pytest.approx(float(plain))            # the logged own-row CE
+    q = LandmarkQueue(3 * C)
+    for i in range(4):
+        q.push(torch.full((1, C, H, dr), float(i)))
+    assert q.get().shape == (3 * C, H, dr) and q.get()[:C].eq(3).all() and q.get()[-C:].eq(1).all()
+
+
+def test_training_with_selection_negatives_logs_the_larger_ce(tmp_path):
+    """The train loop feeds the queue: from the second step the chosen rows rank against earlier chunks too."""
+    import json
+    raw = micro_config(steps=3, seed=20260317, mix={"passkey": 1.0}, length=256).to_dict()
+    raw.pop("source")
+    raw["data"].update(selection_weight=0.3, selection_negatives=64, selection_negative_kinds=["passkey"])
+    train_config(config_from_dict(raw), tmp_path / "run")
+    recs = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in recs if r.get("kind") == "train" and "selection_nll_negatives" in r]
+    assert len(steps) == 3 and all(r["selection_nll_negatives"] > r["selection_nll"] for r in steps)
+
+
+def test_selection_negatives_are_validated():
+    from ramba.errors import BadInputError
+    raw = micro_config(steps=1, seed=0).to_dict()
+    raw.pop("source")
+    for bad, msg in [({"selection_negatives": -1, "selection_weight": 0.3}, "selection_negatives must be"),
+                     ({"selection_negatives": 64}, "needs data.selection_weight"),
+                     ({"selection_negatives": 64, "selection_weight": 0.3, "selection_negative_kinds": ["nope"]},
+                      "unknown row kind")]:
+        raw2 = {**raw, "data": {**raw["data"], **bad}}
+        with pytest.raises(BadInputError, match=msg):
+            config_from_dict(raw2)
+
+
 @pytest.mark.parametrize("key", ["answer_weight", "lm_weight", "retrieval_weight", "selection_weight"])
 @pytest.mark.parametrize("bad", ["abc", -1, True])
 def test_loss_weights_must_be_non_negative_numbers(key, bad):
