@@ -178,8 +178,6 @@ class LandmarkQueue:
 
     def push(self, landmarks: torch.Tensor) -> None:
         """landmarks [B, C, Hkv, dr] of the batch just trained on; the oldest fall out."""
-        if self.size <= 0:
-            return
         new = landmarks.detach().float().reshape(-1, *landmarks.shape[2:])
         self.items = new if self.items is None else torch.cat([new, self.items])
         self.items = self.items[:self.size]
