@@ -125,7 +125,9 @@ case "$JOB" in
   finetune)  # $CONFIG (default configs/ramba-tiny-v4ft.yaml; or several, space-separated, in $CONFIGS) with
              # retrieval_weight RWS (default "0 1 3"; "cfg": each config's own), every pair side by side,
              # from the weights in $INIT if set (else the config's model.init_from),
-             # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files
+             # same seed and rows; each then RULER + held-out at 4K; the weights come back as bf16 files.
+             # AVG=w averages each fine-tune with its start (${INIT:-checkpoints/ramba-tiny}; w on the fine-tune) and
+             # evaluates the average (<name>-avg) instead, then the fine-tune itself at 64K while time is left
     CONFIGS=${CONFIGS:-${CONFIG:-configs/ramba-tiny-v4ft.yaml}}
     for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
       n=$(run_name $cfg $rw)
@@ -134,19 +136,31 @@ case "$JOB" in
           > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
-        timeout $(( $(left) - 20 )) $R /tmp/ck/$n --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$n \
-          --deadline 60 > /tmp/rec/$n-ruler.log 2>&1
-        [ -n "$LONG64" ] && timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks $LONG64 --lengths 64K --samples 10 \
-          --out /tmp/rec/ruler64k-$n --deadline 50 > /tmp/rec/$n-ruler64k.log 2>&1
-        timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$n \
-          --deadline $(( $(left) - 20 )) > /tmp/rec/$n-heldout.log 2>&1 ) &
+        e=$n     # the checkpoint evaluated: the fine-tune, or with AVG its average with the start
+        if [ -n "$AVG" ]; then
+          python -P -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average \
+            ${INIT:-checkpoints/ramba-tiny} /tmp/ck/$n --weight $AVG --out /tmp/ck/$n-avg > /tmp/rec/$n-avg.log 2>&1 \
+            && e=$n-avg
+        fi
+        timeout $(( $(left) - 20 )) $R /tmp/ck/$e --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$e \
+          --deadline 60 > /tmp/rec/$e-ruler.log 2>&1
+        [ -n "$LONG64" ] && timeout $(( $(left) - 15 )) $R /tmp/ck/$e --tasks $LONG64 --lengths 64K --samples 10 \
+          --out /tmp/rec/ruler64k-$e --deadline 50 > /tmp/rec/$e-ruler64k.log 2>&1
+        timeout $(( $(left) - 15 )) $R /tmp/ck/$e --tasks heldout --lengths 4K --samples 10 --out /tmp/rec/heldout-$e \
+          --deadline $( [ -n "$AVG" ] && echo 40 || echo $(( $(left) - 20 )) ) > /tmp/rec/$e-heldout.log 2>&1
+        # with AVG, the fine-tune itself at 64K while time is left (what the average keeps of its long-length change)
+        [ -n "$AVG" ] && [ -n "$LONG64" ] && timeout $(( $(left) - 15 )) $R /tmp/ck/$n --tasks $LONG64 --lengths 64K \
+          --samples 10 --out /tmp/rec/ruler64k-$n --deadline $(( $(left) - 20 )) > /tmp/rec/$n-ruler64k.log 2>&1 ) &
     done; done
     wait
     for cfg in $CONFIGS; do for rw in ${RWS:-0 1 3}; do
       n=$(run_name $cfg $rw)
       grep -E "trained in|passkey 4K|Error|Traceback" /tmp/rec/$n-train.log | tail -3
-      grep -hE '^\{' /tmp/rec/$n-ruler.log /tmp/rec/$n-heldout.log /tmp/rec/$n-ruler64k.log 2>/dev/null | cut -c1-150
-      to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors
+      for e in $n $n-avg; do
+        grep -hE '^\{|rror' /tmp/rec/$e-ruler.log /tmp/rec/$e-heldout.log /tmp/rec/$e-ruler64k.log /tmp/rec/$e.log \
+          2>/dev/null | cut -c1-150
+        [ -f /tmp/ck/$e/model.safetensors ] && to_bf16 /tmp/ck/$e/model.safetensors $OUT/$e-bf16.safetensors
+      done
     done; done
     pack
     ;;
