@@ -41,6 +41,7 @@ to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel ba
 }
 run_name() { [ "$2" = cfg ] && basename $1 .yaml || echo $(basename $1 .yaml)-rw$2; }   # CONFIG RW
 rw_set() { [ "$1" = cfg ] || echo "--set data.retrieval_weight=$1"; }                    # RW: the override, if any
+ramba_eval() { python -P -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" "$@"; }   # the installed CLI
 pack() { tar czf $OUT/$JOB-records.tgz -C /tmp/rec . ; echo "packed at $(now) s"; }
 # a job that overruns END (a training budget leaves out the first step's compiles and the in-run evaluations:
 # the wall is about BUDGET + 120 s) still returns what /tmp/rec holds by then
@@ -140,10 +141,11 @@ case "$JOB" in
           --set name=$n $(rw_set $rw) ${INIT:+--set model.init_from=$INIT} --eval-samples 2 \
           > /tmp/rec/$n-train.log 2>&1
         rm -f /tmp/rec/$n/model.safetensors
+        rm -rf /tmp/ck/$n-avg    # a warm machine's earlier average must not come back as this run's
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
         e=$n     # the checkpoint evaluated: the fine-tune, or with AVG its average with the start
         if [ -n "$AVG" ]; then
-          python -P -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average \
+          ramba_eval average \
             ${INIT:-checkpoints/ramba-tiny} /tmp/ck/$n --weight $AVG --out /tmp/ck/$n-avg > /tmp/rec/$n-avg.log 2>&1 \
             && e=$n-avg
         fi
@@ -215,7 +217,7 @@ case "$JOB" in
       ( python benchmarks/train/train_gpu.py configs/$c-p4.yaml --out /tmp/rec/$c-p4 --budget ${BUDGET:-300} \
           --set model.init_from=checkpoints/$c --eval-samples 2 > /tmp/rec/$c-p4-train.log 2>&1
         rm -f /tmp/rec/$c-p4/model.safetensors
-        python -P -c "import sys; from ramba.evals.cli import main; main(sys.argv[1:])" average checkpoints/$c \
+        ramba_eval average checkpoints/$c \
           /tmp/train_runs/$c-p4/model --weight 0.3 --out /tmp/ck/$c-avg30 > /tmp/rec/$c-avg30.log 2>&1
         timeout $(( $(left) - 20 )) $R /tmp/ck/$c-avg30 --tasks ruler --lengths 4K,64K --samples 10 \
           --out /tmp/rec/ruler-$c-avg30 --deadline 90 > /tmp/rec/$c-avg30-ruler.log 2>&1
