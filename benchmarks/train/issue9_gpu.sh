@@ -143,11 +143,12 @@ case "$JOB" in
         rm -f /tmp/rec/$n/model.safetensors
         rm -rf /tmp/ck/$n-avg    # a warm machine's earlier average must not come back as this run's
         mkdir -p /tmp/ck/$n && cp /tmp/train_runs/$n/model/config.json /tmp/train_runs/$n/model/model.safetensors /tmp/ck/$n/
+        to_bf16 /tmp/ck/$n/model.safetensors $OUT/$n-bf16.safetensors   # now: the evaluations below may meet the limit
         e=$n     # the checkpoint evaluated: the fine-tune, or with AVG its average with the start
         if [ -n "$AVG" ]; then
           ramba_eval average \
             ${INIT:-checkpoints/ramba-tiny} /tmp/ck/$n --weight $AVG --out /tmp/ck/$n-avg > /tmp/rec/$n-avg.log 2>&1 \
-            && e=$n-avg
+            && e=$n-avg && to_bf16 /tmp/ck/$e/model.safetensors $OUT/$e-bf16.safetensors
         fi
         timeout $(( $(left) - 20 )) $R /tmp/ck/$e --tasks ruler --lengths 4K --samples 10 --out /tmp/rec/ruler-$e \
           --deadline 60 > /tmp/rec/$e-ruler.log 2>&1
@@ -166,7 +167,6 @@ case "$JOB" in
       for e in $n $n-avg; do
         grep -hE '^\{|rror' /tmp/rec/$e-ruler.log /tmp/rec/$e-heldout.log /tmp/rec/$e-ruler64k.log /tmp/rec/$e.log \
           2>/dev/null | cut -c1-150
-        [ -f /tmp/ck/$e/model.safetensors ] && to_bf16 /tmp/ck/$e/model.safetensors $OUT/$e-bf16.safetensors
       done
     done; done
     pack
