@@ -31,6 +31,11 @@ def _take(d: dict, cls, where: str):
     unknown = sorted(set(d) - known)
     if unknown:
         raise BadInputError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise BadInputError(f"{where}: missing key(s) {', '.join(missing)}")
     return cls(**d)
 
 
@@ -66,6 +71,17 @@ class Stage:
     mix: dict | None = None       # this stage's task mix (default: data.mix)
     segment: int | None = None    # this stage's Mamba reset spacing (default: the model's mamba_segment)
     random_phase: bool | None = None   # this stage's random reset phase (default: data.random_reset_phase)
+    side: "SideRows | None" = None   # a second batch of other rows in every step of this stage (one optimizer step)
+
+
+@dataclass(frozen=True)
+class SideRows:
+    """Rows of another length (and mix) whose gradient joins every step of a stage: long and short rows side by
+    side, where a sequential curriculum lets the later stage wash out what the earlier one taught."""
+    length: int
+    batch: int
+    mix: dict | None = None       # default: the stage's mix, else data.mix
+    weight: float = 1.0           # this batch's loss weight beside the main batch's 1
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,13 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _stage(raw, i: int) -> Stage:
+    stage = _take(raw, Stage, f"curriculum[{i}]")
+    if stage.side is None:
+        return stage
+    return dataclasses.replace(stage, side=_take(stage.side, SideRows, f"curriculum[{i}].side"))
+
+
 def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     if not isinstance(raw, dict):
         raise BadInputError("training config must be a mapping at the top level")
@@ -170,11 +193,13 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     stages = raw.get("curriculum") or [{"until": 1.0, "length": 512, "batch": 8}]
     if not isinstance(stages, (list, tuple)):
         raise BadInputError("curriculum must be a list of {until, length, batch}")
-    stages = tuple(_take(s, Stage, f"curriculum[{i}]") for i, s in enumerate(stages))
+    stages = tuple(_stage(s, i) for i, s in enumerate(stages))
     prev = 0.0
     for i, s in enumerate(stages):
         if not (prev < s.until <= 1.0) or s.length <= 0 or s.batch <= 0:
             raise BadInputError(f"curriculum[{i}]: need increasing 0 < until <= 1 and positive length/batch, got {s}")
+        if s.side is not None and (s.side.length <= 0 or s.side.batch <= 0 or s.side.weight <= 0):
+            raise BadInputError(f"curriculum[{i}].side: need positive length, batch and weight, got {s.side}")
         prev = s.until
     data = dict(raw.get("data") or {})
     for key in ("local_text", "exclude_fillers", "selection_negative_kinds"):

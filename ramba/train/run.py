@@ -165,8 +165,9 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
     torch.manual_seed(cfg.seed)
     model, mcfg = build_model(cfg, device)
     for s in cfg.curriculum:
-        if s.length % mcfg.chunk_size:
-            raise BadInputError(f"curriculum length {s.length} is not a multiple of chunk_size {mcfg.chunk_size}")
+        for length in (s.length, s.side.length if s.side else 0):
+            if length % mcfg.chunk_size:
+                raise BadInputError(f"curriculum length {length} is not a multiple of chunk_size {mcfg.chunk_size}")
     opt = make_optimizer(model, cfg)
     sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args,
                          segment=mcfg.mamba_segment, exclude_fillers=cfg.data.exclude_fillers)
@@ -224,6 +225,22 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
     def negative_rows(batch) -> torch.Tensor:
         return torch.tensor([k in neg_kinds for k in batch.kinds], device=device)   # [B]
 
+    def backward_rows(batch, seg: int, phase: int, weight: float) -> dict:
+        """Forward and backward of one batch (its loss times `weight`, gradients accumulate); its stats."""
+        with autocast(device, t.dtype):
+            logits, aux = forward(model, batch.ids, mcfg, segment=seg, reset_phase=phase)
+        loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
+                                     mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight,
+                                     retrieval_positions=cfg.data.retrieval_positions,
+                                     selection_weight=cfg.data.selection_weight,
+                                     negatives=queue.get() if queue is not None else None,
+                                     negative_rows=negative_rows(batch) if queue is not None else None)
+        if queue is not None and aux and aux.get("landmarks") is not None:
+            queue.push(aux["landmarks"])
+        stats.update(kind_stats(logits, batch))
+        (loss * weight).backward()
+        return stats
+
     last_eval = None
     step0 = step
     try:
@@ -243,22 +260,17 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
             rand = cfg.data.random_reset_phase if stage.random_phase is None else stage.random_phase
             phase = int(rng.integers(0, seg)) if (seg and rand) else 0
             sampler.segment, sampler.phase = seg, phase
-            batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
-            with autocast(device, t.dtype):
-                logits, aux = forward(model, batch.ids, mcfg, segment=seg, reset_phase=phase)
-            loss, stats = loss_and_stats(logits, batch, cfg.data.answer_weight, cfg.data.lm_weight, aux,
-                                         mcfg.chunk_size, retrieval_weight=cfg.data.retrieval_weight,
-                                         retrieval_positions=cfg.data.retrieval_positions,
-                                         selection_weight=cfg.data.selection_weight,
-                                         negatives=queue.get() if queue is not None else None,
-                                         negative_rows=negative_rows(batch) if queue is not None else None)
-            if queue is not None and aux and aux.get("landmarks") is not None:
-                queue.push(aux["landmarks"])
-            stats.update(kind_stats(logits, batch))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            batch = sampler.batch(rng, stage.batch, stage.length, mix=stage.mix).to(device)
+            stats = backward_rows(batch, seg, phase, 1.0)
+            if stage.side is not None:   # the side rows' gradient joins this step's (same reset grid)
+                side = stage.side
+                side_batch = sampler.batch(rng, side.batch, side.length, mix=side.mix or stage.mix).to(device)
+                side_stats = backward_rows(side_batch, seg, phase, side.weight)
+                stats.update({f"side_{k}": v for k, v in side_stats.items() if isinstance(v, float)})
+                tokens += side.batch * side.length
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if not math.isfinite(stats["loss"]):
+            if not all(math.isfinite(stats[k]) for k in ("loss", "side_loss") if k in stats):
                 raise RuntimeError(f"loss became {stats['loss']} at step {step}: lower optim.lr or check the data")
             opt.step()
             if device.type == "cuda" and (step + 1) % t.log_every == 0:

@@ -273,3 +273,38 @@ def test_retrieval_positions_must_be_all_or_first():
     raw["data"]["retrieval_positions"] = "last"
     with pytest.raises(BadInputError, match="data.retrieval_positions must be 'all' or 'first'"):
         config_from_dict(raw)
+
+
+def _side_config(steps, seed, side):
+    raw = micro_config(steps=steps, seed=seed, mix={"passkey": 1.0}).to_dict()
+    raw.pop("source")
+    raw["curriculum"] = [{"until": 1.0, "length": 128, "batch": 2, "side": side}]
+    return config_from_dict(raw)
+
+
+def test_side_rows_join_every_step_and_resume_exactly(tmp_path):
+    """A stage's side rows (another length and mix) add their gradient to every step: the weights move away from
+    the same run without them, each step logs the side batch's loss, the token count holds both batches, and a
+    stopped run resumes to the uninterrupted run's weights (the side rows draw from the same checkpointed rng)."""
+    side = {"length": 64, "batch": 1, "mix": {"mqar": 1.0}}
+    cfg = _side_config(3, 20260321, side)
+    a = train_config(cfg, tmp_path / "a")
+    recs = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["kind"] == "train"]
+    assert len(train) == 3 and all(np.isfinite(r["side_loss"]) and r["side_loss"] != r["loss"] for r in train)
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["tokens"] == 3 * (2 * 128 + 64)
+    plain = train_config(_side_config(3, 20260321, None), tmp_path / "plain")
+    wa, wp = _weights(a), _weights(plain)
+    assert any(not torch.equal(wa[k], wp[k]) for k in wa)
+    train_config(cfg, tmp_path / "b", stop_after=1)
+    wb = _weights(train_config(cfg, tmp_path / "b", resume=True))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("side, msg", [({"length": 64}, "batch"), ({"length": 64, "batch": 1, "rows": 2}, "unknown"),
+                                       ({"length": 64, "batch": 1, "weight": -1.0}, "positive"),
+                                       ({"length": 72, "batch": 1}, "multiple of chunk_size")])
+def test_side_rows_are_validated(tmp_path, side, msg):
+    from ramba.errors import BadInputError
+    with pytest.raises(BadInputError, match=msg):
+        train_config(_side_config(1, 0, side), tmp_path / "r")
