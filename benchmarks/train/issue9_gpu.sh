@@ -13,6 +13,7 @@
 #   both    finetune and baselines4 side by side (LONG64=<tasks> adds those RULER tasks at 64K to each fine-tune)
 #   confirm   cells a deadline cut ($FILL_TASKS/$FILL_LENGTHS), then a seed-202 check at 1M and 16M of $CKS
 #   candidate passkey 1K..64M and RULER 64K..64M of the checkpoint $CK (records named $NAME)
+#   candidate_short  the part of candidate a short call affords (passkey 16M/64M, RULER 1M and 16M, 64K fill-ins)
 #   finetune  configs/ramba-tiny-v4ft.yaml (v2 + the retrieval term) at 3 term weights side by side, evaluated
 #   explore1, explore2   two candidate recipes (configs/ramba-tiny-v3.yaml, configs/ramba-deep.yaml) trained side by
 #           side over two back-to-back calls (paused with a checkpoint at the first call's end, resumed in the
@@ -187,6 +188,22 @@ case "$JOB" in
       --long-batch 5 --out $REC/passkey --deadline 75 2>&1 | grep -E '^\{|Error' | tail -4
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH_LAST --lengths 64M --long-samples 3 --long-batch 3 \
       --out $REC/ruler --deadline $(( $(left) - 20 )) 2>&1 | grep -E '^\{|Error' | tail -10
+    [ "$REC" = /tmp/rec ] && pack
+    ;;
+  candidate_short)  # what a call with ~4 minutes left affords of `candidate`, the shipping guards first: passkey at
+             # 16M and 64M (5 each), RULER (8 NIAH + vt) at 1M, the 64K cells a finetune call leaves out
+             # ($FILL64, default the single needles, multikey_2 and vt), RULER at 16M (the multi-needle variants first)
+    NAME=${NAME:-candidate}
+    mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
+    NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 16M,64M --long-samples 5 \
+      --long-batch 5 --out $REC/passkey --deadline 90 2>&1 | grep -E '^\{|Error' | tail -4
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
+      --out $REC/ruler --deadline 45 2>&1 | grep -E '^\{|Error' | tail -10
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks ${FILL64:-niah_single_1,niah_single_2,niah_single_3,niah_multikey_2,vt} \
+      --lengths 64K --samples 10 --out $REC/ruler --deadline 30 2>&1 | grep -E '^\{|Error' | tail -6
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH_LAST --lengths 16M --long-samples 3 --long-batch 3 \
+      --out $REC/ruler --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -10
     [ "$REC" = /tmp/rec ] && pack
     ;;
   baselines1)  # part 1 of the baselines' recipes ($BASELINES: configs/<name>.yaml) side by side; weights back as bf16
