@@ -190,16 +190,16 @@ case "$JOB" in
       --out $REC/ruler --deadline $(( $(left) - 20 )) 2>&1 | grep -E '^\{|Error' | tail -10
     [ "$REC" = /tmp/rec ] && pack
     ;;
-  candidate_short)  # what a call with ~4 minutes left affords of `candidate`, the shipping guards first: passkey at
-             # 16M and 64M (5 each), RULER (8 NIAH + vt) at 1M, the 64K cells a finetune call leaves out
+  candidate_short)  # what a call with ~4 minutes left affords of `candidate`: RULER (8 NIAH + vt) at 1M, passkey
+             # at 16M and 64M (5 each, the shipping guards), the 64K cells a finetune call leaves out
              # ($FILL64, default the single needles, multikey_2 and vt), RULER at 16M (the multi-needle variants first)
     NAME=${NAME:-candidate}
     mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
     NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
-    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 16M,64M --long-samples 5 \
-      --long-batch 5 --out $REC/passkey --deadline 90 2>&1 | grep -E '^\{|Error' | tail -4
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
       --out $REC/ruler --deadline 45 2>&1 | grep -E '^\{|Error' | tail -10
+    timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 16M,64M --long-samples 5 \
+      --long-batch 5 --out $REC/passkey --deadline 90 2>&1 | grep -E '^\{|Error' | tail -4
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks ${FILL64:-niah_single_1,niah_single_2,niah_single_3,niah_multikey_2,vt} \
       --lengths 64K --samples 10 --out $REC/ruler --deadline 30 2>&1 | grep -E '^\{|Error' | tail -6
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH_LAST --lengths 16M --long-samples 3 --long-batch 3 \
