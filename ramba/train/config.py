@@ -10,6 +10,8 @@ Example (configs/ramba-tiny.yaml):
     train: {max_steps: 3000, time_budget_s: 540, dtype: bf16}
 Progress p in [0, 1] is max(step / max_steps, elapsed / time_budget_s): the learning-rate schedule and the
 curriculum are functions of p, so a wall-clock-budgeted run still anneals and reaches its last stage.
+A stage's `side: {length, batch, mix, weight}` adds a second batch (other rows) to each of its optimizer steps
+(configs/ramba-tiny-p8-mix4k.yaml).
 """
 from __future__ import annotations
 
