@@ -35,6 +35,8 @@ REC=${REC:-/tmp/rec}   # where the candidate job writes its records
 # RULER task lists: the 8 NIAH variants + vt, and the multi-needle variants + vt (the cells that move between models)
 NIAH=niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
 M64=niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_multivalue,niah_multiquery,vt
+# the same 9 tasks, vt and the multi-needle variants first (a deadline at 16M/64M cuts the single needles, 100% so far)
+NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
 mkdir -p /tmp/rec $REC
 to_bf16() {   # SRC DST: a safetensors file's tensors in bf16 (weights travel back at half the size)
   python -c "import sys, torch; from safetensors.torch import load_file, save_file; \
@@ -179,7 +181,6 @@ case "$JOB" in
              # limit still returns every finished cell (the default, /tmp/rec, is packed at the end).
     NAME=${NAME:-candidate}
     mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
-    NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 1K..4M --samples 20 --long-batch 5 \
       --out $REC/passkey --deadline 200 2>&1 | grep -E '^\{|Error' | tail -14
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 64K,1M,16M --samples 10 --long-samples 3 \
@@ -195,7 +196,6 @@ case "$JOB" in
              # ($FILL64, default the single needles, multikey_2 and vt), RULER at 16M (the multi-needle variants first)
     NAME=${NAME:-candidate}
     mkdir -p /tmp/ck && rm -rf /tmp/ck/$NAME && cp -r $CK /tmp/ck/$NAME
-    NIAH_LAST=vt,niah_multivalue,niah_multiquery,niah_multikey_1,niah_multikey_2,niah_multikey_3,niah_single_1,niah_single_2,niah_single_3
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH --lengths 1M --samples 10 --long-batch 5 \
       --out $REC/ruler --deadline 45 2>&1 | grep -E '^\{|Error' | tail -10
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks passkey --lengths 16M,64M --long-samples 5 \

@@ -270,8 +270,9 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
                 stats.update({f"side_{k}": v for k, v in side_stats.items() if isinstance(v, float)})
                 tokens += side.batch * side.length
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if not all(math.isfinite(stats[k]) for k in ("loss", "side_loss") if k in stats):
-                raise RuntimeError(f"loss became {stats['loss']} at step {step}: lower optim.lr or check the data")
+            for k in ("loss", "side_loss"):
+                if k in stats and not math.isfinite(stats[k]):
+                    raise RuntimeError(f"{k} became {stats[k]} at step {step}: lower optim.lr or check the data")
             opt.step()
             if device.type == "cuda" and (step + 1) % t.log_every == 0:
                 torch.cuda.synchronize()
