@@ -66,17 +66,6 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class Stage:
-    until: float          # progress fraction at which this stage ends
-    length: int           # row length in tokens (multiple of the chunk size)
-    batch: int
-    mix: dict | None = None       # this stage's task mix (default: data.mix)
-    segment: int | None = None    # this stage's Mamba reset spacing (default: the model's mamba_segment)
-    random_phase: bool | None = None   # this stage's random reset phase (default: data.random_reset_phase)
-    side: "SideRows | None" = None   # a second batch of other rows in every step of this stage (one optimizer step)
-
-
-@dataclass(frozen=True)
 class SideRows:
     """Rows of another length (and mix) whose gradient joins every step of a stage: long and short rows side by
     side, where a sequential curriculum lets the later stage wash out what the earlier one taught."""
@@ -84,6 +73,17 @@ class SideRows:
     batch: int
     mix: dict | None = None       # default: the stage's mix, else data.mix
     weight: float = 1.0           # this batch's loss weight beside the main batch's 1
+
+
+@dataclass(frozen=True)
+class Stage:
+    until: float          # progress fraction at which this stage ends
+    length: int           # row length in tokens (multiple of the chunk size)
+    batch: int
+    mix: dict | None = None       # this stage's task mix (default: data.mix)
+    segment: int | None = None    # this stage's Mamba reset spacing (default: the model's mamba_segment)
+    random_phase: bool | None = None   # this stage's random reset phase (default: data.random_reset_phase)
+    side: SideRows | None = None     # a second batch of other rows in every step of this stage (one optimizer step)
 
 
 @dataclass(frozen=True)
