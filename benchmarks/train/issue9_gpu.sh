@@ -189,7 +189,7 @@ case "$JOB" in
       --long-batch 5 --out $REC/passkey --deadline 75 2>&1 | grep -E '^\{|Error' | tail -4
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH_LAST --lengths 64M --long-samples 3 --long-batch 3 \
       --out $REC/ruler --deadline $(( $(left) - 20 )) 2>&1 | grep -E '^\{|Error' | tail -10
-    [ "$REC" = /tmp/rec ] && pack
+    if [ "$REC" = /tmp/rec ]; then pack; fi   # (an && list would end the job with status 1)
     ;;
   candidate_short)  # what a call with ~4 minutes left affords of `candidate`: RULER (8 NIAH + vt) at 1M, passkey
              # at 16M and 64M (5 each, the shipping guards), the 64K cells a finetune call leaves out
@@ -204,7 +204,7 @@ case "$JOB" in
       --lengths 64K --samples 10 --out $REC/ruler --deadline 30 2>&1 | grep -E '^\{|Error' | tail -6
     timeout $(( $(left) - 5 )) $R /tmp/ck/$NAME --tasks $NIAH_LAST --lengths 16M --long-samples 3 --long-batch 3 \
       --out $REC/ruler --deadline $(( $(left) - 15 )) 2>&1 | grep -E '^\{|Error' | tail -10
-    [ "$REC" = /tmp/rec ] && pack
+    if [ "$REC" = /tmp/rec ]; then pack; fi   # (an && list would end the job with status 1)
     ;;
   baselines1)  # part 1 of the baselines' recipes ($BASELINES: configs/<name>.yaml) side by side; weights back as bf16
     for c in $BASELINES; do
