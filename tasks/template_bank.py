@@ -121,10 +121,11 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: 
     """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid".
     bank 2 widens the train split with the EXTRA_* wordings; bank 3 draws half of its wordings procedurally
     (procedural_niah_template) and the other half from bank 2; bank 4 is bank 3 with wider answer cues
-    (_WIDE_CUES). Held-out wordings are the same in every bank."""
+    (_WIDE_CUES); bank 5 is bank 4 with open cues (open_cue: pseudo-words and more verbs, in the question's answer
+    cue and the needle's verb). Held-out wordings are the same in every bank."""
     if split == "train":
         if bank >= 3 and rng.random() < PROCEDURAL_SHARE:
-            return procedural_niah_template(rng, type_v, wide_cues=bank >= 4)
+            return procedural_niah_template(rng, type_v, wide_cues=bank >= 4, open_cues=bank >= 5)
         if bank >= 2:
             return _niah_template(rng, TRAIN_LABELS + EXTRA_LABELS, TRAIN_NEEDLES + EXTRA_NEEDLES,
                                   TRAIN_QUESTIONS_ONE + EXTRA_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY + EXTRA_QUESTIONS_MANY,
@@ -180,14 +181,35 @@ _WIDE_CUES = ("was", "equals", "shows", "says", "comes to", "stands at", "is lis
               "turns out to be", "would be", "is noted as", "matches", "appears as")
 
 
-def procedural_niah_template(rng: np.random.Generator, type_v: str, wide_cues: bool = False) -> dict:
+# Bank 5's open cues. The wording ablation (benchmarks/records/generalization/cpu/wording-ablation/) found held-out
+# retrieval breaking at the answer cue: after the unseen word " reads" the model continues the word instead of
+# answering. A cue drawn from a large open set (a pseudo-word half the time) leaves "the word after the restated
+# query" as the only answer signal, whatever that word is. None of these is a held-out phrase (tests check rows).
+_OPEN_VERBS = ("shows", "lists", "states", "holds", "carries", "displays", "marks", "notes", "spells", "yields",
+               "returns", "indicates", "gives back", "comes out as", "is written as", "is stored as", "is kept as",
+               "maps to", "points to", "resolves to", "evaluates to", "amounts to", "translates to", "runs")
+
+
+def open_cue(rng: np.random.Generator) -> str:
+    """An answer cue from bank 5's open set: a pseudo-word (half), a bank-4 cue or one of _OPEN_VERBS."""
+    u = rng.random()
+    if u < 0.5:
+        return pseudo_word(rng, 1, 3)
+    return _pick(rng, _WIDE_CUES) if u < 0.7 else _pick(rng, _OPEN_VERBS)
+
+
+def procedural_niah_template(rng: np.random.Generator, type_v: str, wide_cues: bool = False,
+                             open_cues: bool = False) -> dict:
     """A NIAH wording assembled at random: label (words or pseudo-words), needle frame, question frame.
-    wide_cues (bank 4): half of the questions end in one of _WIDE_CUES instead of the bank-3 leads."""
+    wide_cues (bank 4): half of the questions end in one of _WIDE_CUES instead of the bank-3 leads.
+    open_cues (bank 5): 80% of the questions end in an open_cue, and half of the needles' verbs are one."""
     noun = type_v if rng.random() < 0.4 else _pick(rng, _NOUNS)
     u = rng.random()
     adj = _pick(rng, _ADJ) if u < 0.45 else (pseudo_word(rng) if u < 0.8 else f"{_pick(rng, _ADJ)} {pseudo_word(rng)}")
     label = f"{adj} {noun}"
     prep, verb, opener = _pick(rng, _PREPS), _pick(rng, _VERBS), _pick(rng, _OPENERS)
+    if open_cues and rng.random() < 0.5:
+        verb = open_cue(rng)
     the = "the" if opener else "The"
     f = rng.random()
     if f < 0.55:
@@ -201,8 +223,8 @@ def procedural_niah_template(rng: np.random.Generator, type_v: str, wide_cues: b
                            f" {{query}} -> {label}:", f" Sure, the {label} {q_prep} {{query}} is"))
     lead_many = _pick(rng, (f" The {label}s {q_prep} {{query}} are", " Answer:", " They are", f" The {label}s are",
                             f" {{query}} -> {label}s:", f" Sure, the {label}s {q_prep} {{query}} are"))
-    if wide_cues and rng.random() < 0.5:
-        cue = _pick(rng, _WIDE_CUES)
+    if wide_cues and rng.random() < (0.8 if open_cues else 0.5):   # bank 5: most questions end in an open cue
+        cue = open_cue(rng) if open_cues else _pick(rng, _WIDE_CUES)
         lead_one, lead_many = f" The {label} {q_prep} {{query}} {cue}", f" The {label}s {q_prep} {{query}} {cue}"
     q_one = f"\n{_pick(rng, _Q_OPENERS)} the {label} {q_prep} {{query}}?{lead_one}"
     q_many = f"\n{_pick(rng, _Q_OPENERS_MANY)} all the {label}s {q_prep} {{query}}?{lead_many}"

@@ -19,7 +19,7 @@ def sampler():
                       segment=512, pool_bytes=1 << 18, exclude_fillers=("task_zipf", "letter_words"))
 
 
-@pytest.mark.parametrize("bank", [1, 2, 3, 4])
+@pytest.mark.parametrize("bank", [1, 2, 3, 4, 5])
 def test_no_heldout_wording_or_filler_in_training_rows(sampler, bank):
     rng = np.random.default_rng(RNG_SEED + bank)
     sampler.kind_args = {"ruler_niah": {"bank": bank}, "ruler_vt": {"bank": bank}}
