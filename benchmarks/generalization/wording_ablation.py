@@ -8,6 +8,12 @@ the same haystacks, keys and values. CPU, fp32, greedy; the intro sentence names
 
 The cell (train, train, train) is the in-distribution task; (heldout, heldout, heldout) is close to
 heldout_niah_single_2 (which draws label and frames per sample from template_bank.HELDOUT).
+`--questions` adds question frames that split the held-out question into its parts: heldout_cue_is (the held-out
+frame ending in the standard cue " is" instead of " reads") and train_cue_reads (the standard frame ending in
+" reads"):
+
+    python benchmarks/generalization/wording_ablation.py CK --samples 20 \
+        --questions train,heldout,heldout_cue_is,train_cue_reads --out F
 """
 from __future__ import annotations
 
@@ -22,6 +28,11 @@ STD_NEEDLE = " One of the {L}s for {key} is: {value}."
 STD_QUESTION = "\nWhat is the {L} for {query} mentioned in the text? The {L} for {query} mentioned in the text is"
 
 
+def _swap_cue(question: str, old: str, new: str) -> str:
+    assert question.endswith(old), question
+    return question[: -len(old)] + new
+
+
 def ablation_task(label: str, needle: str, question: str, index: int):
     """niah_single_2 with the given wording (label/needle/question 'train' or 'heldout'); held-out parts rotate
     through template_bank.HELDOUT by `index` so every held-out label and frame is used."""
@@ -30,7 +41,9 @@ def ablation_task(label: str, needle: str, question: str, index: int):
     pick = lambda xs: xs[index % len(xs)]                         # noqa: E731
     lab = (STD_LABEL if label == "train" else pick(HELDOUT_LABELS)).format(type_v="number")
     ndl = (STD_NEEDLE if needle == "train" else pick(HELDOUT_NEEDLES)).replace("{L}", lab)
-    qst = (STD_QUESTION if question == "train" else pick(HELDOUT_QUESTIONS_ONE)).replace("{L}", lab)
+    qst = {"train": STD_QUESTION, "heldout": pick(HELDOUT_QUESTIONS_ONE),
+           "heldout_cue_is": _swap_cue(pick(HELDOUT_QUESTIONS_ONE), " reads", " is"),
+           "train_cue_reads": _swap_cue(STD_QUESTION, " is", " reads")}[question].replace("{L}", lab)
 
     class Ablated(NiahTask):
         def _template(self, rng):
@@ -53,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--gen-tokens", choices=("answer", "task"), default="answer",
                     help="answer: len(answer) tokens (strict); task: 128 tokens scored by substring (RULER)")
+    ap.add_argument("--questions", default="train,heldout",
+                    help="question frames: train, heldout, heldout_cue_is, train_cue_reads (comma-separated)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     import torch
@@ -60,7 +75,11 @@ def main(argv=None) -> int:
     from ramba.train.evaluate import task_eval
     model = load_model_dir(Path(a.checkpoint), device="cpu").eval()
     cells, examples = [], []
-    for label, needle, question in itertools.product(("train", "heldout"), repeat=3):
+    questions = a.questions.split(",")
+    bad = sorted(set(questions) - {"train", "heldout", "heldout_cue_is", "train_cue_reads"})
+    if bad:
+        ap.error(f"unknown question frame(s) {bad}")
+    for label, needle, question in itertools.product(("train", "heldout"), ("train", "heldout"), questions):
         recs = []
         for i in range(a.samples):          # one sample per depth, held-out parts rotating with the sample
             task = ablation_task(label, needle, question, i)
@@ -71,7 +90,7 @@ def main(argv=None) -> int:
         examples += gen[:2]
         acc = sum(bool(r["correct"]) for r in gen) / len(gen)
         cells.append({"label": label, "needle": needle, "question": question, "n": len(gen), "acc": acc})
-        print(f"label {label:7s} needle {needle:7s} question {question:7s}  {acc:5.0%}  (n={len(gen)})", flush=True)
+        print(f"label {label:7s} needle {needle:7s} question {question:15s}  {acc:5.0%}  (n={len(gen)})", flush=True)
     rec = {"kind": "wording-ablation", "checkpoint": a.checkpoint, "task": "niah_single_2", "length": a.length,
            "task_seed": a.seed, "gen_tokens": a.gen_tokens, "cells": cells,
            "examples": [{k: r[k] for k in ("task", "answer", "prediction")} for r in examples]}
