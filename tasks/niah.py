@@ -147,8 +147,8 @@ class NiahTask(_SyntheticTask):
                  num_q: int = 1, templates: str = "standard", memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
         self.haystack = _check_choice("haystack", haystack, ("noise", "essay", "needle", "zipf"))
-        # "standard": variants.yaml's wording; "heldout": a wording from template_bank.HELDOUT per sample
-        self.templates = _check_choice("templates", templates, ("standard", "heldout"))
+        # "standard": variants.yaml's wording; "heldout" / "heldout2": a wording from template_bank.HELDOUT(2) per sample
+        self.templates = _check_choice("templates", templates, ("standard", "heldout", "heldout2"))
         self.type_k = _check_choice("type_k", type_k, ("words", "numbers", "uuids"))
         self.type_v = _check_choice("type_v", type_v, ("numbers", "uuids"))
         self.num_q = _check_count("num_q", num_q)
@@ -157,7 +157,7 @@ class NiahTask(_SyntheticTask):
         self.memory_max_tokens = int(memory_max_tokens)
         self.description = (f"RULER NIAH: {self.num_k} {type_k} key(s) x {self.num_v} {type_v} value(s), "
                             f"{self.num_q} queried, {haystack} haystack"
-                            f"{', held-out wording' if templates == 'heldout' else ''}; string_match_all")
+                            f"{', held-out wording' if templates != 'standard' else ''}; string_match_all")
         if haystack == "needle":
             register_pool(self._filler(), lambda: [*_distractors(self.type_k, self.type_v)[2]])
 
@@ -210,12 +210,12 @@ class NiahTask(_SyntheticTask):
                              answer_ids=answer_ids, meta=meta, memory_max_tokens=self.memory_max_tokens)
 
     def _template(self, rng: np.random.Generator) -> dict:
-        """variants.yaml's niah texts, or (heldout) the same fields with a wording training never saw."""
+        """variants.yaml's niah texts, or (heldout, heldout2) the same fields with a wording training never saw."""
         std = load_variants()[1]["niah"]
         if self.templates == "standard":
             return std
         from ramba.tasks.template_bank import draw_niah_template
-        t = draw_niah_template(rng, "heldout", _TYPE_WORD[self.type_v])
+        t = draw_niah_template(rng, self.templates, _TYPE_WORD[self.type_v])
         lab = t["label"]
         return {**std, "needle": t["needle"], "question_one": t["question_one"], "question_many": t["question_many"],
                 "intro_one": f"A {lab} is hidden in the text below. Memorize it: you will be asked for it at the end.\n",
@@ -237,7 +237,7 @@ class VTTask(_SyntheticTask):
                  templates: str = "standard", memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
         self.haystack = _check_choice("haystack", haystack, ("noise", "essay"))
-        self.templates = _check_choice("templates", templates, ("standard", "heldout"))
+        self.templates = _check_choice("templates", templates, ("standard", "heldout", "heldout2"))
         self.num_chains = _check_count("num_chains", num_chains)
         self.num_hops = _check_count("num_hops", num_hops, lo=0)
         self.memory_max_tokens = int(memory_max_tokens)
@@ -254,9 +254,9 @@ class VTTask(_SyntheticTask):
         seed, index = check_seed(seed), check_seed(index)
         tpl = load_variants()[1]["vt"]
         rng = self._rng(seed, length, depth, index)
-        if self.templates == "heldout":
+        if self.templates != "standard":
             from ramba.tasks.template_bank import draw_vt_template
-            tpl = {**tpl, **draw_vt_template(rng, "heldout"), "intro": "Follow the variables defined in the text below.\n"}
+            tpl = {**tpl, **draw_vt_template(rng, self.templates), "intro": "Follow the variables defined in the text below.\n"}
         n_vars = self.num_hops + 1
         names = self._vars(rng, n_vars)                      # [num_chains * n_vars] distinct
         chain_values: list[str] = []     # 5-digit values (RULER's vt), one per chain, distinct

@@ -82,6 +82,23 @@ HELDOUT_QUESTIONS_MANY = (
     "\nTell me all the {L}s that belong to {query}. The {L}s that belong to {query} read",
 )
 
+# A second held-out bank (issue 9, written 2026-12-03 before any training change after the first bank was
+# diagnosed down to its question frame, benchmarks/records/generalization/gpu-h200/part10-open-cues/): labels,
+# frames and answer cues training never sees, so held-out results stay a test of generalisation.
+HELDOUT2_LABELS = ("sealed {type_v}", "encrypted {type_v}", "emergency {type_v}", "winning {type_v}")
+HELDOUT2_NEEDLES = (
+    " Attention: {key} was handed the {L} {value} this morning.",
+    " Somewhere it says that the {L} of {key} happens to be {value}.",
+)
+HELDOUT2_QUESTIONS_ONE = (
+    "\nCan you recall which {L} {query} was handed? Certainly: {query} was handed the {L}",
+    "\nPlease provide the {L} of {query}. Certainly, the {L} of {query} happens to be",
+)
+HELDOUT2_QUESTIONS_MANY = (
+    "\nCan you recall which {L}s {query} was handed? Certainly: {query} was handed the {L}s",
+    "\nPlease provide all {L}s of {query}. Certainly, the {L}s of {query} happen to be",
+)
+
 # Variable tracking: statement and question wordings ({var}, {value}, {prev}, {count}).
 TRAIN_VT = (
     {"first": " VAR {var} = {value}.", "hop": " VAR {var} = VAR {prev}.",
@@ -107,6 +124,12 @@ HELDOUT_VT = (
                  "namely:"},
 )
 
+HELDOUT2_VT = (
+    {"first": " Put {value} into {var}.", "hop": " Put {prev} into {var}.",
+     "question": "\nWhich variables contain {value} in the end? Answer: {count} variables contain {value}, which are:"},
+)
+HELDOUT_SPLITS = ("heldout", "heldout2")
+
 
 def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_v: str) -> dict:
     label = labels[int(rng.integers(len(labels)))].format(type_v=type_v)
@@ -118,7 +141,7 @@ def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_
 
 
 def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: int = 1) -> dict:
-    """A needle/question wording for `split` ("train" or "heldout"); type_v is "number" or "uuid".
+    """A needle/question wording for `split` ("train", "heldout" or "heldout2"); type_v is "number" or "uuid".
     bank 2 widens the train split with the EXTRA_* wordings; bank 3 draws half of its wordings procedurally
     (procedural_niah_template) and the other half from bank 2; bank 4 is bank 3 with wider answer cues
     (_WIDE_CUES); bank 5 is bank 4 with open cues (open_cue: pseudo-words and more verbs, in the question's answer
@@ -134,13 +157,16 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: 
     if split == "heldout":
         return _niah_template(rng, HELDOUT_LABELS, HELDOUT_NEEDLES, HELDOUT_QUESTIONS_ONE, HELDOUT_QUESTIONS_MANY,
                               type_v)
+    if split == "heldout2":
+        return _niah_template(rng, HELDOUT2_LABELS, HELDOUT2_NEEDLES, HELDOUT2_QUESTIONS_ONE, HELDOUT2_QUESTIONS_MANY,
+                              type_v)
     raise ValueError(f"unknown template split {split!r}")
 
 
 def draw_vt_template(rng: np.random.Generator, split: str, bank: int = 1) -> dict:
     if split == "train" and bank >= 3 and rng.random() < PROCEDURAL_SHARE:
         return procedural_vt_template(rng)
-    pool = {"train": TRAIN_VT + (EXTRA_VT if bank >= 2 else ()), "heldout": HELDOUT_VT}[split]
+    pool = {"train": TRAIN_VT + (EXTRA_VT if bank >= 2 else ()), "heldout": HELDOUT_VT, "heldout2": HELDOUT2_VT}[split]
     return dict(pool[int(rng.integers(len(pool)))])
 
 
@@ -253,6 +279,8 @@ def procedural_vt_template(rng: np.random.Generator) -> dict:
 @functools.lru_cache(maxsize=1)
 def heldout_phrases() -> tuple[str, ...]:
     """Distinctive pieces of the held-out wordings (tests check training rows never contain them)."""
-    out = [lab.split(" {type_v}")[0] for lab in HELDOUT_LABELS]
+    out = [lab.split(" {type_v}")[0] for lab in HELDOUT_LABELS + HELDOUT2_LABELS]
     out += ["belonging to", "owns the", "belong to", "Variable ", "ends up with", "end up with", " reads", "namely"]
+    out += ["was handed", "happens to be", "happen to be", "Please provide", "Certainly", "Can you recall", "Put ",
+            "contain", "in the end"]
     return tuple(out)

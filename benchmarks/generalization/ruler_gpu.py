@@ -4,8 +4,9 @@
         --tasks ruler --lengths 4K,64K --samples 10 --long-samples 3 --out $OUT/ruler [--deadline 400]
 
 `--tasks ruler` = the 8 NIAH variants + vt + cwe + fwe; `heldout` = the held-out variants and their in-distribution
-twins. Records are appended as they come (one file per model), so a run stopped by its deadline keeps every
-finished cell; `--deadline` (seconds) stops starting new cells after that wall time. Depths spread over (0, 1).
+twins; `heldout2` = the second held-out bank's rows. Records are appended as they come (one file per model), so a
+run stopped by its deadline keeps every finished cell; `--deadline` (seconds) stops starting new cells after that
+wall time. Depths spread over (0, 1).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ HELDOUT = ["heldout_niah_single_2", "niah_single_2", "heldout_niah_multikey_1", 
            "heldout_niah_multivalue", "niah_multivalue", "heldout_niah_multiquery", "niah_multiquery",
            "heldout_niah_single_3", "niah_single_3", "heldout_vt", "vt", "heldout_filler_niah_single",
            "heldout_filler_niah_multikey"]
+# the second held-out bank's rows (their in-distribution twins are HELDOUT's, same sample ids)
+HELDOUT2 = ["heldout2_niah_single_2", "heldout2_niah_multikey_1", "heldout2_niah_multivalue", "heldout2_niah_multiquery",
+            "heldout2_niah_single_3", "heldout2_vt"]
 
 
 def main(argv=None) -> int:
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
     from ramba.evals.lengths import parse_lengths
     from ramba.train.checkpoint import load_model_dir
     from ramba.train.evaluate import task_eval
-    tasks = {"ruler": RULER, "heldout": HELDOUT}.get(args.tasks) or args.tasks.split(",")
+    tasks = {"ruler": RULER, "heldout": HELDOUT, "heldout2": HELDOUT2}.get(args.tasks) or args.tasks.split(",")
     lengths = parse_lengths(args.lengths)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ from ramba.tasks.niah import load_variants, make_variant
 # the NIAH and vt variants (cwe and fwe are in test_task_aggregation.py)
 VARIANTS = sorted(n for n, a in load_variants()[0].items() if a["family"] in ("niah", "vt"))
 HELDOUT = {"heldout_niah_single_2", "heldout_niah_multikey_1", "heldout_niah_multivalue", "heldout_niah_multiquery",
-           "heldout_niah_single_3", "heldout_vt", "heldout_filler_niah_single", "heldout_filler_niah_multikey"}
+           "heldout_niah_single_3", "heldout_vt", "heldout_filler_niah_single", "heldout_filler_niah_multikey",
+           "heldout2_niah_single_2", "heldout2_niah_multikey_1", "heldout2_niah_multivalue", "heldout2_niah_multiquery",
+           "heldout2_niah_single_3", "heldout2_vt"}
 
 
 def test_all_ruler_variants_registered():
@@ -25,8 +27,9 @@ def test_variant_structure(name, hf_tok):
     rng = np.random.default_rng(zlib.crc32(name.encode()))   # per-variant, stable across runs
     task = get_task(name)
     fam = load_variants()[0][name]["family"]
-    held = load_variants()[0][name].get("templates") == "heldout"
-    stmt, assign = ("Variable {} takes", "takes {}.") if held else ("VAR {} =", "= {}.")
+    held = load_variants()[0][name].get("templates", "standard")
+    stmt, assign = {"standard": ("VAR {} =", "= {}."), "heldout": ("Variable {} takes", "takes {}."),
+                    "heldout2": ("into {}.", "Put {} into")}[held]
     for tok in (ByteTokenizer(), hf_tok):
         length, depth, seed = int(rng.integers(3000, 6000)), float(rng.random()), int(rng.integers(1 << 20))
         (s,) = list(task.generate([length], [depth], 1, seed, tok))

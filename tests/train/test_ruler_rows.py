@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ramba.errors import BadInputError
-from ramba.tasks.template_bank import HELDOUT_LABELS, heldout_phrases
+from ramba.tasks.template_bank import HELDOUT2_LABELS, HELDOUT_LABELS, heldout_phrases
 from ramba.train.data import RowSampler
 from ramba.train.ruler_rows import ruler_niah_row
 
@@ -24,7 +24,7 @@ def test_no_heldout_wording_or_filler_in_training_rows(sampler, bank):
     rng = np.random.default_rng(RNG_SEED + bank)
     sampler.kind_args = {"ruler_niah": {"bank": bank}, "ruler_vt": {"bank": bank}}
     phrases = [p.encode() for p in heldout_phrases()]
-    labels = [lab.split(" {")[0].encode() for lab in HELDOUT_LABELS]
+    labels = [lab.split(" {")[0].encode() for lab in HELDOUT_LABELS + HELDOUT2_LABELS]
     try:
         for _ in range(150):
             data = sampler.row(rng, 2048).data.tobytes()
@@ -41,7 +41,8 @@ def test_heldout_phrases_do_occur_in_heldout_tasks():
     from ramba.tasks.tokenizers import ByteTokenizer
     tok = ByteTokenizer()
     phrases = heldout_phrases()
-    for name in ("heldout_niah_single_2", "heldout_niah_multiquery", "heldout_vt"):
+    for name in ("heldout_niah_single_2", "heldout_niah_multiquery", "heldout_vt", "heldout2_niah_single_2",
+                 "heldout2_niah_multiquery", "heldout2_vt"):
         s = next(iter(get_task(name).generate([1024], [0.5], 1, 3, tok)))
         text = tok.decode(np.concatenate(list(s.prompt_chunks())).tolist())
         assert any(p in text for p in phrases), name
