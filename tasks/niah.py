@@ -22,6 +22,7 @@ from ramba.tasks.cache import MEMORY_MAX_TOKENS
 from ramba.tasks.haystack import POOL_SEED, lexicon, register_pool
 from ramba.tasks.metrics import check_convention, string_match_all, teacher_forced_match
 from ramba.tasks.sampling import layout_sample
+from ramba.tasks.template_bank import HELDOUT_SPLITS
 from ramba.tasks.tokenizers import Tokenizer
 
 GENERATOR_VERSION = 1
@@ -148,7 +149,7 @@ class NiahTask(_SyntheticTask):
         self.name = name
         self.haystack = _check_choice("haystack", haystack, ("noise", "essay", "needle", "zipf"))
         # "standard": variants.yaml's wording; "heldout" / "heldout2": a wording from template_bank.HELDOUT(2) per sample
-        self.templates = _check_choice("templates", templates, ("standard", "heldout", "heldout2"))
+        self.templates = _check_choice("templates", templates, ("standard", *HELDOUT_SPLITS))
         self.type_k = _check_choice("type_k", type_k, ("words", "numbers", "uuids"))
         self.type_v = _check_choice("type_v", type_v, ("numbers", "uuids"))
         self.num_q = _check_count("num_q", num_q)
@@ -237,7 +238,7 @@ class VTTask(_SyntheticTask):
                  templates: str = "standard", memory_max_tokens: int = MEMORY_MAX_TOKENS):
         self.name = name
         self.haystack = _check_choice("haystack", haystack, ("noise", "essay"))
-        self.templates = _check_choice("templates", templates, ("standard", "heldout", "heldout2"))
+        self.templates = _check_choice("templates", templates, ("standard", *HELDOUT_SPLITS))
         self.num_chains = _check_count("num_chains", num_chains)
         self.num_hops = _check_count("num_hops", num_hops, lo=0)
         self.memory_max_tokens = int(memory_max_tokens)

@@ -128,7 +128,11 @@ HELDOUT2_VT = (
     {"first": " Put {value} into {var}.", "hop": " Put {prev} into {var}.",
      "question": "\nWhich variables contain {value} in the end? Answer: {count} variables contain {value}, which are:"},
 )
-HELDOUT_SPLITS = ("heldout", "heldout2")
+# Each held-out split's NIAH parts (labels, needles, questions one / many) and VT wordings.
+_HELDOUT_NIAH = {"heldout": (HELDOUT_LABELS, HELDOUT_NEEDLES, HELDOUT_QUESTIONS_ONE, HELDOUT_QUESTIONS_MANY),
+                 "heldout2": (HELDOUT2_LABELS, HELDOUT2_NEEDLES, HELDOUT2_QUESTIONS_ONE, HELDOUT2_QUESTIONS_MANY)}
+_HELDOUT_VT = {"heldout": HELDOUT_VT, "heldout2": HELDOUT2_VT}
+HELDOUT_SPLITS = tuple(_HELDOUT_NIAH)     # the `templates` values of the held-out variants
 
 
 def _niah_template(rng: np.random.Generator, labels, needles, ones, manys, type_v: str) -> dict:
@@ -154,19 +158,15 @@ def draw_niah_template(rng: np.random.Generator, split: str, type_v: str, bank: 
                                   TRAIN_QUESTIONS_ONE + EXTRA_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY + EXTRA_QUESTIONS_MANY,
                                   type_v)
         return _niah_template(rng, TRAIN_LABELS, TRAIN_NEEDLES, TRAIN_QUESTIONS_ONE, TRAIN_QUESTIONS_MANY, type_v)
-    if split == "heldout":
-        return _niah_template(rng, HELDOUT_LABELS, HELDOUT_NEEDLES, HELDOUT_QUESTIONS_ONE, HELDOUT_QUESTIONS_MANY,
-                              type_v)
-    if split == "heldout2":
-        return _niah_template(rng, HELDOUT2_LABELS, HELDOUT2_NEEDLES, HELDOUT2_QUESTIONS_ONE, HELDOUT2_QUESTIONS_MANY,
-                              type_v)
+    if split in _HELDOUT_NIAH:
+        return _niah_template(rng, *_HELDOUT_NIAH[split], type_v)
     raise ValueError(f"unknown template split {split!r}")
 
 
 def draw_vt_template(rng: np.random.Generator, split: str, bank: int = 1) -> dict:
     if split == "train" and bank >= 3 and rng.random() < PROCEDURAL_SHARE:
         return procedural_vt_template(rng)
-    pool = {"train": TRAIN_VT + (EXTRA_VT if bank >= 2 else ()), "heldout": HELDOUT_VT, "heldout2": HELDOUT2_VT}[split]
+    pool = TRAIN_VT + (EXTRA_VT if bank >= 2 else ()) if split == "train" else _HELDOUT_VT[split]
     return dict(pool[int(rng.integers(len(pool)))])
 
 

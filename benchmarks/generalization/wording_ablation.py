@@ -33,6 +33,9 @@ def _swap_cue(question: str, old: str, new: str) -> str:
     return question[: -len(old)] + new
 
 
+QUESTION_FRAMES = ("train", "heldout", "heldout_cue_is", "train_cue_reads")
+
+
 def ablation_task(label: str, needle: str, question: str, index: int):
     """niah_single_2 with the given wording (label/needle/question 'train' or 'heldout'); held-out parts rotate
     through template_bank.HELDOUT by `index` so every held-out label and frame is used."""
@@ -41,9 +44,9 @@ def ablation_task(label: str, needle: str, question: str, index: int):
     pick = lambda xs: xs[index % len(xs)]                         # noqa: E731
     lab = (STD_LABEL if label == "train" else pick(HELDOUT_LABELS)).format(type_v="number")
     ndl = (STD_NEEDLE if needle == "train" else pick(HELDOUT_NEEDLES)).replace("{L}", lab)
-    qst = {"train": STD_QUESTION, "heldout": pick(HELDOUT_QUESTIONS_ONE),
-           "heldout_cue_is": _swap_cue(pick(HELDOUT_QUESTIONS_ONE), " reads", " is"),
-           "train_cue_reads": _swap_cue(STD_QUESTION, " is", " reads")}[question].replace("{L}", lab)
+    qst = {"train": lambda: STD_QUESTION, "heldout": lambda: pick(HELDOUT_QUESTIONS_ONE),
+           "heldout_cue_is": lambda: _swap_cue(pick(HELDOUT_QUESTIONS_ONE), " reads", " is"),
+           "train_cue_reads": lambda: _swap_cue(STD_QUESTION, " is", " reads")}[question]().replace("{L}", lab)
 
     class Ablated(NiahTask):
         def _template(self, rng):
@@ -67,18 +70,18 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-tokens", choices=("answer", "task"), default="answer",
                     help="answer: len(answer) tokens (strict); task: 128 tokens scored by substring (RULER)")
     ap.add_argument("--questions", default="train,heldout",
-                    help="question frames: train, heldout, heldout_cue_is, train_cue_reads (comma-separated)")
+                    help=f"question frames, comma-separated: {', '.join(QUESTION_FRAMES)}")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    questions = a.questions.split(",")
+    bad = sorted(set(questions) - set(QUESTION_FRAMES))
+    if bad:                                   # before the model loads: bad input fails at once
+        ap.error(f"unknown question frame(s) {bad}; choose from {', '.join(QUESTION_FRAMES)}")
     import torch
     from ramba.train.checkpoint import load_model_dir
     from ramba.train.evaluate import task_eval
     model = load_model_dir(Path(a.checkpoint), device="cpu").eval()
     cells, examples = [], []
-    questions = a.questions.split(",")
-    bad = sorted(set(questions) - {"train", "heldout", "heldout_cue_is", "train_cue_reads"})
-    if bad:
-        ap.error(f"unknown question frame(s) {bad}")
     for label, needle, question in itertools.product(("train", "heldout"), ("train", "heldout"), questions):
         recs = []
         for i in range(a.samples):          # one sample per depth, held-out parts rotating with the sample
