@@ -54,10 +54,16 @@ def init_weights(model, path: Path, mcfg) -> None:
         raise BadInputError(f"model.init_from {path} holds no checkpoint: train the recipe's first part first "
                             "(its config names it), or point init_from at a checkpoint folder")
     src = load_model_dir(path, device="cpu")
-    if src.cfg.to_dict() != mcfg.to_dict():
-        diff = sorted(k for k, v in mcfg.to_dict().items() if src.cfg.to_dict().get(k) != v)
-        raise BadInputError(f"model.init_from {path} has another architecture (differs in {', '.join(diff)})")
+    diff = sorted(k for k, v in mcfg.to_dict().items() if src.cfg.to_dict().get(k) != v)
+    if set(diff) - WEIGHT_FREE_KEYS:
+        raise BadInputError(f"model.init_from {path} has another architecture (differs in {', '.join(diff)}; "
+                            f"only {', '.join(sorted(WEIGHT_FREE_KEYS))} may change from the start's)")
     model.load_state_dict(src.state_dict())
+
+
+# Config keys a fine-tune may change from its start's: they set how the same weights compute (a softmax sink
+# constant, chunks per query, training-time selection noise), not which parameters exist.
+WEIGHT_FREE_KEYS = frozenset({"sm_n", "topk", "select_noise"})
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

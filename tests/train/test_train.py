@@ -91,10 +91,17 @@ def test_init_from_loads_weights_and_refuses_other_architectures(tmp_path):
     model, _ = build_model(cfg, torch.device("cpu"))
     for (n, a), b in zip(model.state_dict().items(), src.state_dict().values()):
         assert torch.equal(a, b), n
-    other = config_from_dict({"model": {"preset": "tiny", "overrides": {**over, "topk": 4},
+    other = config_from_dict({"model": {"preset": "tiny", "overrides": {**over, "fusion": "softmax"},
                                         "init_from": str(tmp_path / "ck")}})
-    with pytest.raises(BadInputError, match="topk"):
+    with pytest.raises(BadInputError, match="fusion"):
         build_model(other, torch.device("cpu"))
+    # weight-free keys (a sink constant, chunks per query) may change: same weights, another computation
+    tuned = config_from_dict({"model": {"preset": "tiny", "overrides": {**over, "topk": 4, "sm_n": 1e16},
+                                        "init_from": str(tmp_path / "ck")}})
+    model, mcfg = build_model(tuned, torch.device("cpu"))
+    assert (mcfg.topk, mcfg.sm_n) == (4, 1e16)
+    for (n, a), b in zip(model.state_dict().items(), src.state_dict().values()):
+        assert torch.equal(a, b), n
     missing = config_from_dict({"model": {"preset": "tiny", "init_from": str(tmp_path / "nothing")}})
     with pytest.raises(BadInputError, match="first part"):
         build_model(missing, torch.device("cpu"))
