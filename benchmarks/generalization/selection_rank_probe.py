@@ -1,0 +1,80 @@
+"""How sharp chunk selection is, as the number of distractor chunks grows: at the first answer position, every
+visible chunk's retrieval score (r . landmark), the rank of the best chunk of the queried needle, whether it is in
+the top-k, and its margin over the other chunks in units of their spread, per length. With a fixed margin m (in
+standard deviations) among N distractors, about N * P(z > m) chunks outrank the target, so the length at which it
+leaves the top-k follows from the margin at short lengths. CPU, fp32, task seed 101, depths spread over (0, 1):
+
+    python -P benchmarks/generalization/selection_rank_probe.py checkpoints/ramba-tiny \
+        --tasks niah_multikey_3,niah_multikey_1 --lengths 4096,16384 --samples 8 --out FILE.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from needle_diagnostics import needle_chunks  # noqa: E402
+
+
+def probe(model, sample, S: int) -> dict:
+    from ramba.hsa import visible_chunk_count
+    m = sample.meta
+    prompt = np.asarray(sample.prompt_ids(), dtype=np.int64)
+    L = len(prompt)
+    with torch.no_grad():
+        _, aux = model(torch.as_tensor(prompt)[None], return_aux=True, reset_phase=model.reset_phase_for(L))
+    r = aux["queries"][0, L - 1].float()                                  # [Hkv, dr]
+    lmk = aux["landmarks"][0].float()                                     # [C, Hkv, dr]
+    visible = int(visible_chunk_count(torch.tensor([L - 1]), S)[0])      # the selection's own visibility rule
+    scores = torch.einsum("chd,hd->ch", lmk[:visible], r)[:, 0].numpy()   # [C] group 0 (tiny: one group)
+    nv = int(m.get("num_v", 1))
+    spans = [needle_chunks(p, n, S) for p, n in zip(m["needle_positions"], m["needle_tokens"])]
+    target = sorted(c for c in set().union(*spans[:nv]) if c < visible)
+    best = max(target, key=lambda c: scores[c])
+    rest = np.delete(scores, target)
+    rank = int((rest > scores[best]).sum()) + 1
+    return dict(task=sample.task, length=L, depth=sample.depth, chunks=visible, rank=rank,
+                margin_sd=round(float((scores[best] - rest.mean()) / (rest.std() + 1e-9)), 2))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("--tasks", default="niah_multikey_3,niah_multikey_1")
+    ap.add_argument("--lengths", default="4096,16384")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    from ramba.atomic import atomic_write_text
+    from ramba.evals.env import git_sha
+    from ramba.tasks import get_task
+    from ramba.tasks.tokenizers import ByteTokenizer
+    from ramba.train.checkpoint import load_model_dir
+    model = load_model_dir(a.checkpoint, device="cpu").eval()
+    S, k = model.cfg.chunk_size, model.cfg.topk
+    depths = [(i + 0.5) / a.samples for i in range(a.samples)]
+    rows, t0 = [], time.time()
+    for name in a.tasks.split(","):
+        for length in (int(x) for x in a.lengths.split(",")):
+            for s in get_task(name).generate([length], depths, 1, 101, ByteTokenizer()):
+                rows.append(probe(model, s, S))
+            rs = [r for r in rows if r["task"] == name and r["length"] == length]
+            print(f"| {name} | {length} | {rs[0]['chunks']} | {np.median([r['rank'] for r in rs]):.0f} | "
+                  f"{np.mean([r['rank'] <= k for r in rs]):.0%} | {np.median([r['margin_sd'] for r in rs]):.2f} |",
+                  flush=True)
+    rec = dict(kind="selection-rank-probe", checkpoint=a.checkpoint, topk=k, task_seed=101,
+               git_sha=git_sha(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+               torch=torch.__version__, device="cpu", wall_s=round(time.time() - t0, 1), rows=rows)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    atomic_write_text(a.out, json.dumps(rec, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
