@@ -1,6 +1,8 @@
 """How sharp chunk selection is, as the number of distractor chunks grows: at the first answer position, every
 visible chunk's retrieval score (r . landmark), the rank of the best chunk of the queried needle, whether it is in
-the top-k, and its margin over the other chunks in units of their spread, per length. With a fixed margin m (in
+the top-k, its margin over the other chunks in units of their spread, and its raw score gap to the best other
+chunk, and the fusion weight the model puts on the needle's chunks (against chance, their share of the top-k),
+per length. With a fixed margin m (in
 standard deviations) among N distractors, about N * P(z > m) chunks outrank the target, so the length at which it
 leaves the top-k follows from the margin at short lengths. CPU, fp32, task seed 101, depths spread over (0, 1):
 
@@ -38,9 +40,18 @@ def probe(model, sample, S: int) -> dict:
     target = sorted(c for c in set().union(*spans[:nv]) if c < visible)
     best = max(target, key=lambda c: scores[c])
     rest = np.delete(scores, target)
+    idx = aux["indices"][0, L - 1, 0].tolist()                            # [K] the model's own selection
+    w = aux["weights"][0, L - 1, 0].float()                               # [K] its fusion weights
+    fusion_weight = float(sum(w[i] for i, c in enumerate(idx) if c in target))
+    chance_weight = sum(c in target for c in idx) / max(1, sum(c >= 0 for c in idx))   # uniform over the top-k
     rank = int((rest > scores[best]).sum()) + 1
+    # gap_to_best_other < 0: some other chunk outranks it; score_sd: how far apart the other chunks' scores lie
     return dict(task=sample.task, length=L, depth=sample.depth, chunks=visible, rank=rank,
-                margin_sd=round(float((scores[best] - rest.mean()) / (rest.std() + 1e-9)), 2))
+                margin_sd=round(float((scores[best] - rest.mean()) / (rest.std() + 1e-9)), 2),
+                score=round(float(scores[best]), 3), gap_to_best_other=round(float(scores[best] - rest.max()), 3),
+                score_sd=round(float(rest.std()), 3), fusion_weight=round(fusion_weight, 3),
+                chance_weight=round(chance_weight, 3),
+                target_chunks=len(target))
 
 
 def main(argv=None) -> int:
@@ -66,7 +77,9 @@ def main(argv=None) -> int:
                 rows.append(probe(model, s, S))
             rs = [r for r in rows if r["task"] == name and r["length"] == length]
             print(f"| {name} | {length} | {rs[0]['chunks']} | {np.median([r['rank'] for r in rs]):.0f} | "
-                  f"{np.mean([r['rank'] <= k for r in rs]):.0%} | {np.median([r['margin_sd'] for r in rs]):.2f} |",
+                  f"{np.mean([r['rank'] <= k for r in rs]):.0%} | {np.median([r['margin_sd'] for r in rs]):.2f} | "
+                  f"{np.median([r['gap_to_best_other'] for r in rs]):.2f} | {np.mean([r['fusion_weight'] for r in rs]):.2f} | "
+                  f"{np.mean([r['chance_weight'] for r in rs]):.2f} |",
                   flush=True)
     rec = dict(kind="selection-rank-probe", checkpoint=a.checkpoint, topk=k, task_seed=101,
                git_sha=git_sha(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),

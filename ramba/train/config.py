@@ -46,6 +46,7 @@ class ModelSpec:
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)    # RambaConfig fields (arch, mamba_segment, fusion, ...)
     init_from: str | None = None   # a checkpoint folder whose weights start the run (a recipe's second part)
+    trainable: tuple = ()          # regexes (re.search on parameter names): train only those; () = all
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,18 @@ def _stage(raw, i: int) -> Stage:
     return dataclasses.replace(stage, side=_take(stage.side, SideRows, f"curriculum[{i}].side"))
 
 
+def _patterns(value, where: str) -> tuple:
+    import re
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise BadInputError(f"{where} must be a list of regular expressions over parameter names, got {value!r}")
+    for v in value:
+        try:
+            re.compile(str(v))
+        except re.error as e:
+            raise BadInputError(f"{where}: {v!r} is not a regular expression ({e})") from None
+    return tuple(str(v) for v in value)
+
+
 def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     if not isinstance(raw, dict):
         raise BadInputError("training config must be a mapping at the top level")
@@ -207,12 +220,15 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     for key in ("local_text", "exclude_fillers", "selection_negative_kinds"):
         if key in data:
             data[key] = tuple(data[key] or ())
+    model = dict(raw.get("model") or {}) if isinstance(raw.get("model"), dict) else raw.get("model")
+    if isinstance(model, dict) and "trainable" in model:
+        model["trainable"] = _patterns(model["trainable"], "model.trainable")
     optim = dict(raw.get("optim") or {})
     if "betas" in optim:
         optim["betas"] = tuple(optim["betas"])
     cfg = TrainConfig(
         name=str(raw.get("name", "run")), seed=int(raw.get("seed", 0)),
-        model=_take(raw.get("model"), ModelSpec, "model"), data=_take(data, DataSpec, "data"),
+        model=_take(model, ModelSpec, "model"), data=_take(data, DataSpec, "data"),
         curriculum=stages, optim=_take(optim, OptimSpec, "optim"), train=_take(raw.get("train"), TrainSpec, "train"),
         source=source)
     for key in ("answer_weight", "lm_weight", "retrieval_weight", "selection_weight"):

@@ -44,7 +44,23 @@ def build_model(cfg: TrainConfig, device: torch.device):
     model = RambaModel(mcfg).to(device)
     if cfg.model.init_from:
         init_weights(model, Path(cfg.model.init_from), mcfg)
+    freeze_except(model, cfg.model.trainable)
     return model, mcfg
+
+
+def freeze_except(model: torch.nn.Module, patterns: tuple) -> None:
+    """Train only the parameters whose names match one of `patterns` (all when empty): e.g. the retrieval path
+    alone, so a fine-tune of chunk selection cannot change how the selected chunks are read."""
+    if not patterns:
+        return
+    import re
+    names = [n for n, _ in model.named_parameters()]
+    for pat in patterns:
+        if not any(re.search(pat, n) for n in names):
+            raise BadInputError(f"model.trainable: {pat!r} matches no parameter (names look like "
+                                f"{', '.join(names[:3])}, ...)")
+    for n, p in model.named_parameters():
+        p.requires_grad_(any(re.search(pat, n) for pat in patterns))
 
 
 def init_weights(model, path: Path, mcfg) -> None:
@@ -303,7 +319,8 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
     log.close()
     plot_curves(out / "log.jsonl", out / "curves.png", title=f"{cfg.name} ({mcfg.arch}, {n_params / 1e6:.2f}M params)")
     write_json_atomic(out / "summary.json", {
-        "name": cfg.name, "arch": mcfg.arch, "params": n_params, "steps": step, "tokens": tokens,
+        "name": cfg.name, "arch": mcfg.arch, "params": n_params,
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad), "steps": step, "tokens": tokens,
         "wall_s": round(elapsed, 1), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else
         platform.processor() or "cpu", "dtype": t.dtype if device.type == "cuda" else "fp32",
         "seed": cfg.seed, "config": cfg.source, "final_eval": last_eval, "torch": torch.__version__})
