@@ -9,8 +9,6 @@ key. CPU, fp32, task seed 101, depths spread over (0, 1), the evaluation's reset
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -20,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from needle_diagnostics import needle_chunks  # noqa: E402
+from probe_common import load_cpu_model, probe_args, probe_samples, write_probe_record  # noqa: E402
 
 ARMS = ("own", "in_topk", "only_target")
 
@@ -63,36 +62,20 @@ def probe(model, sample, S: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("checkpoint")
-    ap.add_argument("--tasks", default="niah_multikey_3,niah_multikey_1")
-    ap.add_argument("--lengths", default="4096,16384")
-    ap.add_argument("--samples", type=int, default=10)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args(argv)
-    from ramba.atomic import atomic_write_text
-    from ramba.evals.env import git_sha
-    from ramba.tasks import get_task
-    from ramba.tasks.tokenizers import ByteTokenizer
-    from ramba.train.checkpoint import load_model_dir
-    model = load_model_dir(a.checkpoint, device="cpu").eval()
+    a = probe_args(argv, samples=10)
+    model = load_cpu_model(a.checkpoint)
     S = model.cfg.chunk_size
-    depths = [(i + 0.5) / a.samples for i in range(a.samples)]
     rows, t0 = [], time.time()
     print("| task | length | " + " | ".join(f"{arm} exact / bytes" for arm in ARMS) + " |", flush=True)
     for name in a.tasks.split(","):
         for length in (int(x) for x in a.lengths.split(",")):
-            got = [probe(model, s, S) for s in get_task(name).generate([length], depths, 1, 101, ByteTokenizer())]
+            got = [probe(model, s, S) for s in probe_samples(name, length, a.samples)]
             rows += got
             cells = [f"{np.mean([r[arm]['exact'] for r in got]):.0%} / {np.mean([r[arm]['bytes'] for r in got]):.2f}"
                      for arm in ARMS]
             print(f"| {name} | {length} | " + " | ".join(cells) + " |", flush=True)
-    rec = dict(kind="oracle-selection-probe", checkpoint=a.checkpoint, topk=model.cfg.topk, task_seed=101,
-               convention="teacher-forced", arms=list(ARMS),
-               git_sha=git_sha(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-               torch=torch.__version__, device="cpu", wall_s=round(time.time() - t0, 1), rows=rows)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    atomic_write_text(a.out, json.dumps(rec, indent=1))
+    write_probe_record(a.out, "oracle-selection-probe", a.checkpoint, rows, t0, topk=model.cfg.topk,
+                       convention="teacher-forced", arms=list(ARMS))
     return 0
 
 

@@ -11,8 +11,6 @@ leaves the top-k follows from the margin at short lengths. CPU, fp32, task seed 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from needle_diagnostics import needle_chunks  # noqa: E402
+from probe_common import load_cpu_model, probe_args, probe_samples, write_probe_record  # noqa: E402
 
 
 def probe(model, sample, S: int) -> dict:
@@ -55,37 +54,21 @@ def probe(model, sample, S: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("checkpoint")
-    ap.add_argument("--tasks", default="niah_multikey_3,niah_multikey_1")
-    ap.add_argument("--lengths", default="4096,16384")
-    ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args(argv)
-    from ramba.atomic import atomic_write_text
-    from ramba.evals.env import git_sha
-    from ramba.tasks import get_task
-    from ramba.tasks.tokenizers import ByteTokenizer
-    from ramba.train.checkpoint import load_model_dir
-    model = load_model_dir(a.checkpoint, device="cpu").eval()
+    a = probe_args(argv, samples=8)
+    model = load_cpu_model(a.checkpoint)
     S, k = model.cfg.chunk_size, model.cfg.topk
-    depths = [(i + 0.5) / a.samples for i in range(a.samples)]
     rows, t0 = [], time.time()
+    print("| task | length | chunks | median rank | in top-k | margin (SD) | gap | fusion weight | chance |",
+          flush=True)
     for name in a.tasks.split(","):
         for length in (int(x) for x in a.lengths.split(",")):
-            for s in get_task(name).generate([length], depths, 1, 101, ByteTokenizer()):
-                rows.append(probe(model, s, S))
-            rs = [r for r in rows if r["task"] == name and r["length"] == length]
+            rs = [probe(model, s, S) for s in probe_samples(name, length, a.samples)]
+            rows += rs
             print(f"| {name} | {length} | {rs[0]['chunks']} | {np.median([r['rank'] for r in rs]):.0f} | "
                   f"{np.mean([r['rank'] <= k for r in rs]):.0%} | {np.median([r['margin_sd'] for r in rs]):.2f} | "
                   f"{np.median([r['gap_to_best_other'] for r in rs]):.2f} | {np.mean([r['fusion_weight'] for r in rs]):.2f} | "
-                  f"{np.mean([r['chance_weight'] for r in rs]):.2f} |",
-                  flush=True)
-    rec = dict(kind="selection-rank-probe", checkpoint=a.checkpoint, topk=k, task_seed=101,
-               git_sha=git_sha(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-               torch=torch.__version__, device="cpu", wall_s=round(time.time() - t0, 1), rows=rows)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    atomic_write_text(a.out, json.dumps(rec, indent=1))
+                  f"{np.mean([r['chance_weight'] for r in rs]):.2f} |", flush=True)
+    write_probe_record(a.out, "selection-rank-probe", a.checkpoint, rows, t0, topk=k)
     return 0
 
 
