@@ -59,6 +59,9 @@ class HFBackend(LoglikelihoodMixin):
             raise CheckpointError(f"{str(path)!r} is not a local transformers model folder (no config.json); "
                                   "pass hf:/path/to/dir of a saved model (nothing is downloaded)")
         import torch
+
+        from ramba.hub_kernels import shield_hub_kernels
+        shield_hub_kernels()
         from transformers import AutoConfig, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()  # one rich bar is ours; loader bars would interleave with it

@@ -439,7 +439,7 @@ def average(
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context):
     """lm-evaluation-harness's CLI with `--model ramba` registered (all arguments pass through)."""
-    from ramba.evals.lm_eval_plugin import complete_args  # @register_model("ramba") on import
+    from ramba.evals.lm_eval_plugin import complete_args  # @register_model("ramba") on import; shields kernels
     from lm_eval.__main__ import cli_evaluate
     sys.argv = ["lm-eval", *complete_args(ctx.args)]
     cli_evaluate()

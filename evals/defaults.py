@@ -75,6 +75,9 @@ def ensure_tiny_hf_model(path: Path | None = None) -> Path:
             write_tokenizer_files(path)
         return path
     import torch
+
+    from ramba.hub_kernels import shield_hub_kernels
+    shield_hub_kernels()
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()

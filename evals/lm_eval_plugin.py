@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lm_eval.models  # noqa: F401  (the built-ins first: lm-eval loads them only while its registry is empty)
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
+from ramba.hub_kernels import shield_hub_kernels
+
+shield_hub_kernels()   # lm-eval imports transformers, which imports the Hub's `kernels` (ramba/hub_kernels.py)
+import lm_eval.models  # noqa: E402,F401  (the built-ins first: lm-eval loads them only while its registry is empty)
+from lm_eval.api.model import LM  # noqa: E402
+from lm_eval.api.registry import register_model  # noqa: E402
 
 from ramba.errors import BadInputError
 from ramba.evals.backends import load_backend, parse_model_spec, resolve_device

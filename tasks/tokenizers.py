@@ -167,6 +167,8 @@ def load_tokenizer(spec: str) -> Tokenizer:
     if not has_config:
         raise BadInputError(f"tokenizer path {spec!r} holds no tokenizer.json or tokenizer_config.json: {_FIX}")
     try:
+        from ramba.hub_kernels import shield_hub_kernels
+        shield_hub_kernels()
         import transformers
         backend = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any failure of a foreign loader is a bad input here

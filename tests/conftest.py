@@ -2,7 +2,8 @@
 
 Triton decides at decoration time whether a kernel runs compiled or interpreted, so TRITON_INTERPRET must be
 set before anything imports a module that defines kernels: it is set here, at conftest import, when there is
-no CUDA device (CI and laptops).
+no CUDA device (CI and laptops). pytest runs from the checkout's root, whose kernels/ folder would shadow the Hub's
+`kernels` package that transformers imports: ramba.hub_kernels takes the name for the installed one first.
 """
 import os
 
@@ -15,6 +16,10 @@ if not _HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
+
+from ramba.hub_kernels import shield_hub_kernels  # noqa: E402
+
+shield_hub_kernels()
 
 
 def pytest_collection_modifyitems(config, items):
