@@ -220,9 +220,9 @@ def config_from_dict(raw: dict, source: str = "") -> TrainConfig:
     for key in ("local_text", "exclude_fillers", "selection_negative_kinds"):
         if key in data:
             data[key] = tuple(data[key] or ())
-    model = dict(raw.get("model") or {}) if isinstance(raw.get("model"), dict) else raw.get("model")
+    model = raw.get("model")
     if isinstance(model, dict) and "trainable" in model:
-        model["trainable"] = _patterns(model["trainable"], "model.trainable")
+        model = {**model, "trainable": _patterns(model["trainable"], "model.trainable")}
     optim = dict(raw.get("optim") or {})
     if "betas" in optim:
         optim["betas"] = tuple(optim["betas"])

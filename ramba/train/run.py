@@ -182,7 +182,6 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
     this call with a checkpoint written (a pre-empted run; resume continues it exactly); stop_at: the same at a
     wall-clock time (time.time()), for a run split over several calls of a time-limited machine."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
     torch.manual_seed(cfg.seed)
     model, mcfg = build_model(cfg, device)
@@ -190,6 +189,7 @@ def train_config(cfg: TrainConfig, out: Path, resume: bool = True, stop_after: i
         for length in (s.length, s.side.length if s.side else 0):
             if length % mcfg.chunk_size:
                 raise BadInputError(f"curriculum length {length} is not a multiple of chunk_size {mcfg.chunk_size}")
+    out.mkdir(parents=True, exist_ok=True)   # after the checks: bad input leaves no run folder behind
     opt = make_optimizer(model, cfg)
     sampler = RowSampler(cfg.data.mix, seed=cfg.seed, local_text=cfg.data.local_text, kind_args=cfg.data.kind_args,
                          segment=mcfg.mamba_segment, exclude_fillers=cfg.data.exclude_fillers)
